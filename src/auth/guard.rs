@@ -1,0 +1,158 @@
+//! The bearer-token guard of the private API and the extractors handlers
+//! use to read the verified caller.
+
+use std::future::{ready, Ready};
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderValue, AUTHORIZATION};
+use actix_web::http::Method;
+use actix_web::middleware::Next;
+use actix_web::{web, Error, FromRequest, HttpMessage, HttpRequest};
+use actix_web_httpauth::extractors::bearer::BearerAuth;
+
+use crate::auth::tokens::AccessClaims;
+use crate::error::AppError;
+use crate::state::AppState;
+
+/// The guard of the private API, as middleware: actix-web-httpauth extracts
+/// the bearer credentials, [`TokenService::verify`] validates them. No token
+/// is 401 `missing_token`, a bad one 401 `invalid_token`; a good one leaves
+/// an [`AuthenticatedUser`] in the request. CORS preflights pass untouched.
+/// No database query is made.
+///
+/// The refusal is answered here as a response (not an `Err`), so outer
+/// middleware still stamps `x-request-id` on it.
+///
+/// [`TokenService::verify`]: crate::auth::tokens::TokenService::verify
+pub async fn bearer_guard(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
+    if req.method() == Method::OPTIONS {
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body);
+    }
+    normalize_bearer_scheme(&mut req);
+    let credentials = req.extract::<BearerAuth>().await.ok();
+    match authenticate(&req, credentials) {
+        Ok(user) => {
+            req.extensions_mut().insert(user);
+            next.call(req)
+                .await
+                .map(ServiceResponse::map_into_left_body)
+        }
+        Err(err) => Ok(req.error_response(err).map_into_right_body()),
+    }
+}
+
+/// Checks the credentials of one request.
+fn authenticate(
+    req: &ServiceRequest,
+    credentials: Option<BearerAuth>,
+) -> Result<AuthenticatedUser, AppError> {
+    let credentials = credentials.ok_or(AppError::MissingToken)?;
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| AppError::internal("application state missing"))?;
+    state
+        .tokens
+        .verify(credentials.token())
+        .map(AuthenticatedUser)
+        .map_err(|reason| {
+            log::debug!("bearer token rejected: {reason}");
+            state.metrics.record_token_rejected();
+            AppError::InvalidToken(reason)
+        })
+}
+
+/// Rewrites `authorization: bEaReR x` to `Bearer x` before extraction: the
+/// scheme is case-insensitive (RFC 9110 §11.1) but actix-web-httpauth
+/// matches it exactly.
+fn normalize_bearer_scheme(req: &mut ServiceRequest) {
+    let rewritten = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| {
+            let (scheme, rest) = value.split_once(' ')?;
+            (scheme.eq_ignore_ascii_case("bearer") && scheme != "Bearer")
+                .then(|| format!("Bearer {rest}"))
+        })
+        .and_then(|value| HeaderValue::from_str(&value).ok());
+    if let Some(value) = rewritten {
+        req.headers_mut().insert(AUTHORIZATION, value);
+    }
+}
+
+/// The verified caller of a private route (`get_jwt_identity()`).
+#[derive(Debug, Clone)]
+pub struct AuthenticatedUser(pub Arc<AccessClaims>);
+
+impl AuthenticatedUser {
+    /// The verified claims.
+    pub fn claims(&self) -> &AccessClaims {
+        &self.0
+    }
+}
+
+impl FromRequest for AuthenticatedUser {
+    type Error = AppError;
+    type Future = Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        ready(
+            req.extensions()
+                .get::<AuthenticatedUser>()
+                .cloned()
+                .ok_or(AppError::MissingToken),
+        )
+    }
+}
+
+/// A role a route can demand, as a type, so checks are declared in handler
+/// signatures rather than written as `if`s.
+pub trait Role {
+    /// The role name that must appear in the token's `roles`.
+    const NAME: &'static str;
+}
+
+/// The `admin` role.
+#[derive(Debug)]
+pub struct Admin;
+
+impl Role for Admin {
+    const NAME: &'static str = "admin";
+}
+
+/// A caller whose token carries role `R`; otherwise 403 `insufficient_scope`.
+#[derive(Debug)]
+pub struct RequireRole<R: Role> {
+    /// The verified caller.
+    pub user: AuthenticatedUser,
+    _role: PhantomData<R>,
+}
+
+impl<R: Role> FromRequest for RequireRole<R> {
+    type Error = AppError;
+    type Future = Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let user = match AuthenticatedUser::from_request(req, payload).into_inner() {
+            Ok(user) => user,
+            Err(err) => return ready(Err(err)),
+        };
+        if user.claims().roles.iter().any(|role| role == R::NAME) {
+            ready(Ok(Self {
+                user,
+                _role: PhantomData,
+            }))
+        } else {
+            ready(Err(AppError::InsufficientScope(R::NAME)))
+        }
+    }
+}

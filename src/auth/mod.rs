@@ -1,0 +1,8 @@
+//! Every cryptographic decision of tessera: keys, access tokens, the guard,
+//! password hashing and refresh-token rotation.
+
+pub mod guard;
+pub mod keys;
+pub mod password;
+pub mod refresh;
+pub mod tokens;

@@ -1,0 +1,51 @@
+//! bcrypt hashing and verification, including the dummy hash that keeps
+//! unknown-user logins as slow as real ones.
+
+use crate::domain::Password;
+
+/// Hashes a validated password at the given cost. CPU-heavy: call it
+/// through `blocking::run_cpu`.
+pub fn hash(password: &Password, cost: u32) -> Result<String, bcrypt::BcryptError> {
+    bcrypt::hash(password.expose(), cost)
+}
+
+/// Checks a login attempt against a stored hash.
+///
+/// Candidates bcrypt could not have produced at registration (over 72 bytes
+/// or with NUL) are still run through bcrypt, against the hash given, so the
+/// timing stays the same, and then refused.
+pub fn verify(candidate: &str, stored_hash: &str) -> bool {
+    let acceptable = candidate.len() <= Password::MAX_BYTES && !candidate.contains('\0');
+    let candidate = if acceptable { candidate } else { "" };
+    let matches = bcrypt::verify(candidate, stored_hash).unwrap_or(false);
+    matches && acceptable
+}
+
+/// A hash of a random secret at the configured cost, verified against when
+/// the username is unknown so the answer takes as long as for a real user.
+pub fn dummy_hash(cost: u32) -> Result<String, bcrypt::BcryptError> {
+    let secret: [u8; 16] = rand::random();
+    bcrypt::hash(secret, cost)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verify_accepts_the_right_password_only() {
+        let password = Password::parse("correct horse").unwrap();
+        let stored = hash(&password, 4).unwrap();
+        assert!(verify("correct horse", &stored));
+        assert!(!verify("wrong horse", &stored));
+        assert!(!verify("correct horse\0", &stored));
+    }
+
+    #[test]
+    fn a_73_byte_candidate_never_matches_its_72_byte_prefix() {
+        let password = Password::parse(&"a".repeat(72)).unwrap();
+        let stored = hash(&password, 4).unwrap();
+        assert!(verify(&"a".repeat(72), &stored));
+        assert!(!verify(&"a".repeat(73), &stored));
+    }
+}

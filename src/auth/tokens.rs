@@ -1,0 +1,217 @@
+//! Access tokens: the claims, issuing them, and the ONE `Validation` every
+//! token is checked against.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::{Algorithm, Header, Validation};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::auth::keys::KeySet;
+use crate::config::Settings;
+
+/// RFC 9068 explicit typing of access tokens.
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+
+/// The claims of an access token (SPEC §5).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AccessClaims {
+    /// Issuer.
+    pub iss: String,
+    /// Audience (a single string).
+    pub aud: String,
+    /// The user id.
+    pub sub: Uuid,
+    /// The lower-cased username.
+    pub username: String,
+    /// The user's roles at issue time.
+    pub roles: Vec<String>,
+    /// The session (device) this token belongs to.
+    pub sid: Uuid,
+    /// Issued at (Unix seconds).
+    pub iat: i64,
+    /// Not before (Unix seconds).
+    pub nbf: i64,
+    /// Expires at (Unix seconds).
+    pub exp: i64,
+    /// Unique token id.
+    pub jti: Uuid,
+}
+
+/// Who a new access token is for.
+#[derive(Debug, Clone)]
+pub struct Subject<'a> {
+    /// User id.
+    pub user_id: Uuid,
+    /// Username.
+    pub username: &'a str,
+    /// Roles.
+    pub roles: &'a [String],
+    /// Session id.
+    pub session_id: Uuid,
+}
+
+/// A freshly signed access token.
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    /// The compact JWS.
+    pub token: String,
+    /// Lifetime in seconds.
+    pub expires_in: i64,
+}
+
+/// Why a token was refused: a short phrase safe for `error_description`.
+pub type RejectReason = &'static str;
+
+/// Issues and verifies access tokens; owns the key set and the cache.
+pub struct TokenService {
+    keys: Arc<KeySet>,
+    validation: Validation,
+    issuer: String,
+    audience: String,
+    ttl_seconds: i64,
+    leeway_seconds: u64,
+    cache: Option<moka::sync::Cache<[u8; 32], CachedClaims>>,
+}
+
+/// A verified token's claims and the instant the cache must forget them.
+#[derive(Clone)]
+struct CachedClaims {
+    claims: Arc<AccessClaims>,
+    forget_at: Instant,
+}
+
+/// Expires each cache entry when its token stops being valid.
+struct UntilTokenExpiry;
+
+impl moka::Expiry<[u8; 32], CachedClaims> for UntilTokenExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &[u8; 32],
+        value: &CachedClaims,
+        created_at: Instant,
+    ) -> Option<Duration> {
+        Some(value.forget_at.saturating_duration_since(created_at))
+    }
+}
+
+impl TokenService {
+    /// Builds the service and its single `Validation` from the settings.
+    pub fn new(keys: Arc<KeySet>, settings: &Settings) -> Self {
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.algorithms = vec![Algorithm::RS256];
+        validation.leeway = settings.jwt_leeway_seconds;
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.validate_aud = true;
+        validation.set_issuer(&[&settings.jwt_issuer]);
+        validation.set_audience(&[&settings.jwt_audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        let cache = (settings.token_cache_capacity > 0).then(|| {
+            moka::sync::Cache::builder()
+                .max_capacity(settings.token_cache_capacity)
+                .expire_after(UntilTokenExpiry)
+                .build()
+        });
+        Self {
+            keys,
+            validation,
+            issuer: settings.jwt_issuer.clone(),
+            audience: settings.jwt_audience.clone(),
+            ttl_seconds: settings.access_token_ttl_seconds,
+            leeway_seconds: settings.jwt_leeway_seconds,
+            cache,
+        }
+    }
+
+    /// The keys, for the JWKS route.
+    pub fn keys(&self) -> &KeySet {
+        &self.keys
+    }
+
+    /// Signs a new access token for a session.
+    pub fn issue(&self, subject: &Subject<'_>) -> Result<IssuedToken, jsonwebtoken::errors::Error> {
+        let now = chrono::Utc::now().timestamp();
+        let claims = AccessClaims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            sub: subject.user_id,
+            username: subject.username.to_owned(),
+            roles: subject.roles.to_vec(),
+            sid: subject.session_id,
+            iat: now,
+            nbf: now,
+            exp: now + self.ttl_seconds,
+            jti: Uuid::new_v4(),
+        };
+        let mut header = Header::new(Algorithm::RS256);
+        header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
+        header.kid = Some(self.keys.current_kid().to_owned());
+        let token = jsonwebtoken::encode(&header, &claims, self.keys.encoding_key())?;
+        Ok(IssuedToken {
+            token,
+            expires_in: self.ttl_seconds,
+        })
+    }
+
+    /// Verifies a bearer token; no database involved.
+    pub fn verify(&self, token: &str) -> Result<Arc<AccessClaims>, RejectReason> {
+        let cache_key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some(cache) = &self.cache {
+            if let Some(hit) = cache.get(&cache_key) {
+                if Instant::now() < hit.forget_at {
+                    return Ok(hit.claims);
+                }
+            }
+        }
+        let claims = Arc::new(self.verify_uncached(token)?);
+        if let Some(cache) = &self.cache {
+            let remaining =
+                claims.exp + self.leeway_seconds as i64 - chrono::Utc::now().timestamp();
+            if remaining > 0 {
+                cache.insert(
+                    cache_key,
+                    CachedClaims {
+                        claims: Arc::clone(&claims),
+                        forget_at: Instant::now() + Duration::from_secs(remaining as u64),
+                    },
+                );
+            }
+        }
+        Ok(claims)
+    }
+
+    fn verify_uncached(&self, token: &str) -> Result<AccessClaims, RejectReason> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| "malformed token")?;
+        if header.alg != Algorithm::RS256 {
+            return Err("algorithm must be RS256");
+        }
+        let typ_ok = header.typ.as_deref().is_some_and(|typ| {
+            typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYP)
+                || typ.eq_ignore_ascii_case("application/at+jwt")
+        });
+        if !typ_ok {
+            return Err("typ must be at+jwt");
+        }
+        let kid = header.kid.as_deref().ok_or("missing kid")?;
+        let key = self.keys.decoding_key(kid).ok_or("unknown kid")?;
+        let data =
+            jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation).map_err(|err| {
+                use jsonwebtoken::errors::ErrorKind;
+                match err.kind() {
+                    ErrorKind::ExpiredSignature => "token expired",
+                    ErrorKind::ImmatureSignature => "token not yet valid",
+                    ErrorKind::InvalidSignature => "signature does not verify",
+                    ErrorKind::InvalidIssuer => "wrong issuer",
+                    ErrorKind::InvalidAudience => "wrong audience",
+                    ErrorKind::InvalidAlgorithm => "algorithm must be RS256",
+                    ErrorKind::MissingRequiredClaim(_) => "missing required claim",
+                    ErrorKind::Json(_) => "malformed or missing claims",
+                    _ => "malformed token",
+                }
+            })?;
+        Ok(data.claims)
+    }
+}

@@ -1,0 +1,260 @@
+//! Settings read from the environment (and `.env`), validated once at startup.
+//!
+//! Every error names the variable it is about, so a bad deployment fails with
+//! one line that says what to fix.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A configuration problem, always naming the offending variable.
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {reason}")]
+pub struct ConfigError {
+    /// The environment variable at fault.
+    pub var: &'static str,
+    /// What is wrong with its value.
+    pub reason: String,
+}
+
+/// Everything the service reads from its environment (SPEC §3).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// PostgreSQL connection URL.
+    pub database_url: String,
+    /// Maximum connections in the r2d2 pool.
+    pub db_pool_size: u32,
+    /// Longest wait for a pooled connection before answering 503.
+    pub db_timeout: Duration,
+    /// Address the HTTP server listens on (port 0 picks a free port).
+    pub bind_addr: SocketAddr,
+    /// PEM private key used to sign; `None` means "use the dev key".
+    pub jwt_private_key_path: Option<PathBuf>,
+    /// Older public keys still accepted and published in the JWKS.
+    pub jwt_previous_public_key_paths: Vec<PathBuf>,
+    /// `iss` claim written and required.
+    pub jwt_issuer: String,
+    /// `aud` claim written and required.
+    pub jwt_audience: String,
+    /// Access-token lifetime in seconds.
+    pub access_token_ttl_seconds: i64,
+    /// Session inactivity lifetime in seconds.
+    pub refresh_token_ttl_seconds: i64,
+    /// How long a just-spent refresh token may be retried.
+    pub refresh_reuse_grace_seconds: i64,
+    /// Clock skew allowed on `exp` / `nbf`.
+    pub jwt_leeway_seconds: u64,
+    /// bcrypt work factor.
+    pub bcrypt_cost: u32,
+    /// How many verified access tokens to keep in memory (0 disables).
+    pub token_cache_capacity: u64,
+    /// Logins + registrations allowed per client IP per minute (0 disables).
+    pub auth_rate_limit_per_minute: u32,
+    /// Whether to take the client IP from `X-Forwarded-For`.
+    pub trust_forwarded_for: bool,
+    /// Browser origins allowed by CORS; empty sends no CORS headers.
+    pub cors_allowed_origins: Vec<String>,
+}
+
+/// Where the development key lives when `JWT_PRIVATE_KEY_PATH` is unset.
+pub const DEV_KEY_PATH: &str = ".tessera/dev-private.pem";
+
+/// The default database when `DATABASE_URL` is unset.
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@localhost:5432/tessera";
+
+impl Settings {
+    /// Reads `.env` (the real environment wins), then every variable.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        // A missing .env is normal; a malformed one is not silently ignored.
+        if let Err(err) = dotenvy::dotenv() {
+            if !err.not_found() {
+                return Err(ConfigError {
+                    var: ".env",
+                    reason: format!("cannot be read: {err}"),
+                });
+            }
+        }
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Builds settings from any variable source; tests use this directly.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let var = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        Ok(Self {
+            database_url: var("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
+            db_pool_size: ranged(&var, "DB_POOL_SIZE", 10, 1, 1000)?,
+            db_timeout: Duration::from_secs(ranged(&var, "DB_TIMEOUT_SECONDS", 3, 1, 60)?),
+            bind_addr: parsed(&var, "BIND_ADDR", "127.0.0.1:8080")?,
+            jwt_private_key_path: var("JWT_PRIVATE_KEY_PATH").map(PathBuf::from),
+            jwt_previous_public_key_paths: list(&var, "JWT_PREVIOUS_PUBLIC_KEY_PATHS")
+                .into_iter()
+                .map(PathBuf::from)
+                .collect(),
+            jwt_issuer: var("JWT_ISSUER").unwrap_or_else(|| "tessera".to_owned()),
+            jwt_audience: var("JWT_AUDIENCE").unwrap_or_else(|| "tessera-api".to_owned()),
+            access_token_ttl_seconds: ranged(&var, "ACCESS_TOKEN_TTL_SECONDS", 900, 1, 86_400)?,
+            refresh_token_ttl_seconds: ranged(
+                &var,
+                "REFRESH_TOKEN_TTL_SECONDS",
+                2_592_000,
+                60,
+                31_536_000,
+            )?,
+            refresh_reuse_grace_seconds: ranged(&var, "REFRESH_REUSE_GRACE_SECONDS", 10, 0, 300)?,
+            jwt_leeway_seconds: ranged(&var, "JWT_LEEWAY_SECONDS", 30, 0, 300)?,
+            bcrypt_cost: ranged(&var, "BCRYPT_COST", 12, 4, 31)?,
+            token_cache_capacity: ranged(&var, "TOKEN_CACHE_CAPACITY", 100_000, 0, 10_000_000)?,
+            auth_rate_limit_per_minute: ranged(
+                &var,
+                "AUTH_RATE_LIMIT_PER_MINUTE",
+                60,
+                0,
+                1_000_000,
+            )?,
+            trust_forwarded_for: boolean(&var, "TRUST_FORWARDED_FOR", false)?,
+            cors_allowed_origins: list(&var, "CORS_ALLOWED_ORIGINS"),
+        })
+    }
+}
+
+/// Parses a variable with `FromStr`, falling back to `default` when unset.
+fn parsed<T: FromStr>(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: &str,
+) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    let raw = var(name).unwrap_or_else(|| default.to_owned());
+    raw.trim().parse().map_err(|err| ConfigError {
+        var: name,
+        reason: format!("cannot parse {raw:?}: {err}"),
+    })
+}
+
+/// Parses an integer variable and checks it lies in `min..=max`.
+fn ranged<T>(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: T,
+    min: T,
+    max: T,
+) -> Result<T, ConfigError>
+where
+    T: FromStr + PartialOrd + std::fmt::Display + Copy,
+    T::Err: std::fmt::Display,
+{
+    let value = match var(name) {
+        None => default,
+        Some(raw) => raw.trim().parse().map_err(|err| ConfigError {
+            var: name,
+            reason: format!("cannot parse {raw:?} as a number: {err}"),
+        })?,
+    };
+    if value < min || value > max {
+        return Err(ConfigError {
+            var: name,
+            reason: format!("{value} is out of range {min}..={max}"),
+        });
+    }
+    Ok(value)
+}
+
+/// Parses `true/false/1/0/yes/no`.
+fn boolean(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    match var(name) {
+        None => Ok(default),
+        Some(raw) => match raw.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(true),
+            "false" | "0" | "no" | "off" => Ok(false),
+            _ => Err(ConfigError {
+                var: name,
+                reason: format!("{raw:?} is not a boolean (use true or false)"),
+            }),
+        },
+    }
+}
+
+/// Splits a comma-separated variable, dropping empty items.
+fn list(var: &impl Fn(&str) -> Option<String>, name: &str) -> Vec<String> {
+    var(name)
+        .map(|raw| {
+            raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_match_the_spec() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(s.db_pool_size, 10);
+        assert_eq!(s.db_timeout, Duration::from_secs(3));
+        assert_eq!(s.bind_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.access_token_ttl_seconds, 900);
+        assert_eq!(s.refresh_token_ttl_seconds, 2_592_000);
+        assert_eq!(s.refresh_reuse_grace_seconds, 10);
+        assert_eq!(s.jwt_leeway_seconds, 30);
+        assert_eq!(s.bcrypt_cost, 12);
+        assert_eq!(s.token_cache_capacity, 100_000);
+        assert_eq!(s.auth_rate_limit_per_minute, 60);
+        assert!(!s.trust_forwarded_for);
+        assert!(s.cors_allowed_origins.is_empty());
+        assert!(s.jwt_private_key_path.is_none());
+    }
+
+    #[test]
+    fn out_of_range_values_name_the_variable() {
+        for (var, value) in [
+            ("BCRYPT_COST", "3"),
+            ("BCRYPT_COST", "32"),
+            ("DB_TIMEOUT_SECONDS", "0"),
+            ("DB_TIMEOUT_SECONDS", "61"),
+            ("REFRESH_REUSE_GRACE_SECONDS", "301"),
+            ("TOKEN_CACHE_CAPACITY", "10000001"),
+            ("DB_POOL_SIZE", "abc"),
+            ("BIND_ADDR", "nowhere"),
+            ("TRUST_FORWARDED_FOR", "maybe"),
+        ] {
+            let err = settings(&[(var, value)]).unwrap_err();
+            assert_eq!(err.var, var);
+            assert!(err.to_string().starts_with(var));
+        }
+    }
+
+    #[test]
+    fn lists_are_split_on_commas() {
+        let s = settings(&[(
+            "CORS_ALLOWED_ORIGINS",
+            "https://a.example, https://b.example,",
+        )])
+        .unwrap();
+        assert_eq!(
+            s.cors_allowed_origins,
+            ["https://a.example", "https://b.example"]
+        );
+    }
+}

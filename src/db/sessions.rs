@@ -1,0 +1,104 @@
+//! Queries on `sessions`.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use crate::db::models::{NewSession, Session};
+use crate::db::schema::sessions;
+
+/// Inserts a new session.
+pub fn insert(conn: &mut PgConnection, new_session: &NewSession<'_>) -> QueryResult<Session> {
+    diesel::insert_into(sessions::table)
+        .values(new_session)
+        .returning(Session::as_returning())
+        .get_result(conn)
+}
+
+/// Reads a session and locks its row until the transaction ends, so two
+/// refreshes of one session run one after the other.
+pub fn lock(conn: &mut PgConnection, id: Uuid) -> QueryResult<Option<Session>> {
+    sessions::table
+        .find(id)
+        .select(Session::as_select())
+        .for_update()
+        .first(conn)
+        .optional()
+}
+
+/// Records a use: `last_used_at` = now, `expires_at` = now + ttl.
+pub fn touch(
+    conn: &mut PgConnection,
+    id: Uuid,
+    now: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+) -> QueryResult<Session> {
+    diesel::update(sessions::table.find(id))
+        .set((
+            sessions::last_used_at.eq(now),
+            sessions::expires_at.eq(expires_at),
+        ))
+        .returning(Session::as_returning())
+        .get_result(conn)
+}
+
+/// Revokes one session if it is not revoked yet.
+pub fn revoke(conn: &mut PgConnection, id: Uuid, now: DateTime<Utc>) -> QueryResult<usize> {
+    diesel::update(
+        sessions::table
+            .find(id)
+            .filter(sessions::revoked_at.is_null()),
+    )
+    .set(sessions::revoked_at.eq(now))
+    .execute(conn)
+}
+
+/// Revokes one of a user's sessions; 0 rows when it is not theirs or not live.
+pub fn revoke_owned(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> QueryResult<usize> {
+    diesel::update(
+        sessions::table
+            .filter(sessions::id.eq(id))
+            .filter(sessions::user_id.eq(user_id))
+            .filter(sessions::revoked_at.is_null())
+            .filter(sessions::expires_at.gt(now)),
+    )
+    .set(sessions::revoked_at.eq(now))
+    .execute(conn)
+}
+
+/// Revokes every live session of a user, except `keep` when given.
+pub fn revoke_all_for_user(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    keep: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> QueryResult<usize> {
+    let mut query = diesel::update(sessions::table)
+        .filter(sessions::user_id.eq(user_id))
+        .filter(sessions::revoked_at.is_null())
+        .into_boxed();
+    if let Some(keep) = keep {
+        query = query.filter(sessions::id.ne(keep));
+    }
+    query.set(sessions::revoked_at.eq(now)).execute(conn)
+}
+
+/// The user's live sessions, newest first.
+pub fn live_for_user(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+) -> QueryResult<Vec<Session>> {
+    sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .filter(sessions::revoked_at.is_null())
+        .filter(sessions::expires_at.gt(now))
+        .order((sessions::created_at.desc(), sessions::id.desc()))
+        .select(Session::as_select())
+        .load(conn)
+}

@@ -1,0 +1,15 @@
+//! tessera: a JWT authentication microservice.
+
+pub mod auth;
+pub mod blocking;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod metrics;
+pub mod request_id;
+pub mod routes;
+pub mod startup;
+pub mod state;

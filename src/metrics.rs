@@ -1,0 +1,95 @@
+//! Prometheus counters of the auth domain (HTTP request metrics come from
+//! actix-web-prom on the same registry).
+
+use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
+
+/// The domain counters, registered on one registry.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    logins: IntCounterVec,
+    tokens_issued: IntCounterVec,
+    refresh_reuse: IntCounterVec,
+    rate_limited: IntCounter,
+    tokens_rejected: IntCounter,
+}
+
+impl Metrics {
+    /// Creates the counters on a fresh registry.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let counter =
+            |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, prometheus::Error> {
+                let vec = IntCounterVec::new(Opts::new(name, help), labels)?;
+                registry.register(Box::new(vec.clone()))?;
+                Ok(vec)
+            };
+        let logins = counter(
+            "tessera_logins_total",
+            "Login attempts by result.",
+            &["result"],
+        )?;
+        let tokens_issued = counter(
+            "tessera_tokens_issued_total",
+            "Tokens issued by kind (access, refresh).",
+            &["kind"],
+        )?;
+        let refresh_reuse = counter(
+            "tessera_refresh_reuse_total",
+            "Spent refresh tokens presented again, by outcome (grace, revoked).",
+            &["outcome"],
+        )?;
+        let rate_limited = IntCounter::new(
+            "tessera_rate_limited_total",
+            "Requests refused by the login rate limit.",
+        )?;
+        registry.register(Box::new(rate_limited.clone()))?;
+        let tokens_rejected = IntCounter::new(
+            "tessera_access_tokens_rejected_total",
+            "Bearer tokens refused by the guard.",
+        )?;
+        registry.register(Box::new(tokens_rejected.clone()))?;
+        Ok(Self {
+            registry,
+            logins,
+            tokens_issued,
+            refresh_reuse,
+            rate_limited,
+            tokens_rejected,
+        })
+    }
+
+    /// The registry to expose at `/metrics`.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Counts a login by outcome.
+    pub fn record_login(&self, success: bool) {
+        let result = if success { "success" } else { "failure" };
+        self.logins.with_label_values(&[result]).inc();
+    }
+
+    /// Counts an issued access + refresh token pair.
+    pub fn record_tokens_issued(&self, refresh_token: bool) {
+        self.tokens_issued.with_label_values(&["access"]).inc();
+        if refresh_token {
+            self.tokens_issued.with_label_values(&["refresh"]).inc();
+        }
+    }
+
+    /// Counts a spent-token presentation (`grace` or `revoked`).
+    pub fn record_refresh_reuse(&self, outcome: &str) {
+        self.refresh_reuse.with_label_values(&[outcome]).inc();
+    }
+
+    /// Counts a rate-limited request.
+    pub fn record_rate_limited(&self) {
+        self.rate_limited.inc();
+    }
+
+    /// Counts a bearer token refused by the guard.
+    pub fn record_token_rejected(&self) {
+        self.tokens_rejected.inc();
+    }
+}

@@ -1,0 +1,216 @@
+//! Public auth endpoints: register, token (login), refresh, logout.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::auth::password;
+use crate::auth::refresh::{self, Grant, RefreshOutcome, RefreshToken};
+use crate::auth::tokens::Subject;
+use crate::blocking::{run_cpu, run_db};
+use crate::client::client_info;
+use crate::db::models::NewUser;
+use crate::db::users;
+use crate::domain::{Password, Username};
+use crate::error::{AppError, AppResult, FieldErrors};
+use crate::routes::no_store_json;
+use crate::state::AppState;
+
+/// `{username, password}`: the body of register and token.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct Credentials {
+    /// 3–32 of ASCII letters, digits, `_ . -`; case-insensitive.
+    pub username: String,
+    /// 8–72 bytes of UTF-8, no NUL.
+    pub password: String,
+}
+
+/// `201` body of register.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RegisteredUser {
+    /// New user's id.
+    pub user_id: Uuid,
+    /// Lower-cased username.
+    pub username: String,
+    /// Registration time (RFC 3339, UTC).
+    pub created_at: DateTime<Utc>,
+}
+
+/// Token response: the lesson's `{token, user_id}` plus RFC 6749 §5.1.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TokenResponse {
+    /// Same as `access_token` (the lesson's shape).
+    pub token: String,
+    /// The user's id.
+    pub user_id: Uuid,
+    /// RS256 access token.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Access-token lifetime in seconds.
+    pub expires_in: i64,
+    /// New refresh token.
+    pub refresh_token: String,
+    /// Seconds until the session expires if not refreshed.
+    pub refresh_expires_in: i64,
+}
+
+/// `{refresh_token}`: the body of refresh and logout.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct RefreshRequest {
+    /// A refresh token from a previous token response.
+    pub refresh_token: String,
+}
+
+/// `POST /auth/register`.
+pub async fn register(
+    state: web::Data<AppState>,
+    body: web::Json<Credentials>,
+) -> AppResult<HttpResponse> {
+    let Credentials { username, password } = body.into_inner();
+    let mut fields = FieldErrors::new();
+    let username = Username::parse(&username)
+        .map_err(|reason| fields.insert("username".into(), reason))
+        .ok();
+    let password = Password::parse(&password)
+        .map_err(|reason| fields.insert("password".into(), reason))
+        .ok();
+    let (Some(username), Some(password)) = (username, password) else {
+        return Err(AppError::Validation(fields));
+    };
+    let cost = state.settings.bcrypt_cost;
+    let hash = run_cpu(move || password::hash(&password, cost))
+        .await?
+        .map_err(AppError::internal)?;
+    let user = run_db(&state.pool, move |conn| {
+        users::insert(
+            conn,
+            &NewUser {
+                id: Uuid::new_v4(),
+                username: username.as_str(),
+                password_hash: &hash,
+            },
+        )
+        .map_err(|err| match err {
+            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+                AppError::UsernameTaken
+            }
+            other => other.into(),
+        })
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(RegisteredUser {
+        user_id: user.id,
+        username: user.username,
+        created_at: user.created_at,
+    }))
+}
+
+/// `POST /auth/token`: log in, start a session on this device.
+pub async fn issue_token(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<Credentials>,
+) -> AppResult<HttpResponse> {
+    let Credentials { username, password } = body.into_inner();
+    // Login checks no formats, but a name that cannot exist (NUL bytes,
+    // 10 KiB) never reaches the database.
+    let user = match Username::parse(&username) {
+        Ok(name) => {
+            run_db(&state.pool, move |conn| {
+                users::find_by_username(conn, name.as_str())
+            })
+            .await?
+        }
+        Err(_) => None,
+    };
+    let stored_hash = user
+        .as_ref()
+        .map_or_else(|| state.dummy_hash.clone(), |u| u.password_hash.clone());
+    let matches = run_cpu(move || password::verify(&password, &stored_hash)).await?;
+    let user = match (user, matches) {
+        (Some(user), true) => user,
+        _ => {
+            state.metrics.record_login(false);
+            log::debug!("login failed: wrong username or password");
+            return Err(AppError::InvalidCredentials);
+        }
+    };
+    state.metrics.record_login(true);
+    let client = client_info(&req, state.settings.trust_forwarded_for);
+    let policy = state.session_policy();
+    let grant = run_db(&state.pool, move |conn| {
+        refresh::start_session(conn, user, &client, policy)
+    })
+    .await?;
+    token_response(&state, &grant)
+}
+
+/// `POST /auth/refresh`: rotate the refresh token.
+pub async fn refresh(
+    state: web::Data<AppState>,
+    body: web::Json<RefreshRequest>,
+) -> AppResult<HttpResponse> {
+    let presented = RefreshToken::presented(&body.refresh_token);
+    let policy = state.session_policy();
+    let outcome = run_db(&state.pool, move |conn| {
+        refresh::rotate(conn, &presented, policy)
+    })
+    .await?;
+    match outcome {
+        RefreshOutcome::Rotated(grant) => token_response(&state, &grant),
+        RefreshOutcome::GraceRetry(grant) => {
+            state.metrics.record_refresh_reuse("grace");
+            token_response(&state, &grant)
+        }
+        RefreshOutcome::ReuseDetected => {
+            state.metrics.record_refresh_reuse("revoked");
+            log::warn!("refresh token reuse detected: session revoked");
+            Err(AppError::InvalidGrant)
+        }
+        RefreshOutcome::Invalid => {
+            log::debug!("refresh refused: unknown, expired or revoked token");
+            Err(AppError::InvalidGrant)
+        }
+    }
+}
+
+/// `POST /auth/logout`: revoke the token's session; always 204.
+pub async fn logout(
+    state: web::Data<AppState>,
+    body: web::Json<RefreshRequest>,
+) -> AppResult<HttpResponse> {
+    let presented = RefreshToken::presented(&body.refresh_token);
+    run_db(&state.pool, move |conn| refresh::logout(conn, &presented)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Signs an access token for a grant and writes the token response.
+fn token_response(state: &AppState, grant: &Grant) -> AppResult<HttpResponse> {
+    let issued = state
+        .tokens
+        .issue(&Subject {
+            user_id: grant.user.id,
+            username: &grant.user.username,
+            roles: &grant.user.roles,
+            session_id: grant.session.id,
+        })
+        .map_err(AppError::internal)?;
+    state.metrics.record_tokens_issued(true);
+    let refresh_expires_in = (grant.session.expires_at - Utc::now()).num_seconds().max(0);
+    Ok(no_store_json(
+        StatusCode::OK,
+        &TokenResponse {
+            token: issued.token.clone(),
+            user_id: grant.user.id,
+            access_token: issued.token,
+            token_type: "Bearer",
+            expires_in: issued.expires_in,
+            refresh_token: grant.refresh_token.expose().to_owned(),
+            refresh_expires_in,
+        },
+    ))
+}

@@ -1,0 +1,127 @@
+//! Builds the application in the order SPEC §2 fixes: configuration → keys
+//! → database → migrations → bind → serve. Everything that can fail does so
+//! before the port is opened.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::middleware::{from_fn, Logger};
+use actix_web::{web, App, HttpServer};
+
+use crate::auth::keys::KeySet;
+use crate::auth::password;
+use crate::auth::tokens::TokenService;
+use crate::config::Settings;
+use crate::db;
+use crate::error::{json_error_handler, path_error_handler, query_error_handler};
+use crate::metrics::Metrics;
+use crate::request_id::request_id_middleware;
+use crate::routes;
+use crate::state::AppState;
+
+/// Largest accepted request body.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// A startup failure: one line naming what is wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartupError(pub String);
+
+/// A bound, not yet running server and the port it got.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Loads keys, prepares the database, binds, and builds the server.
+    pub fn build(settings: Settings) -> Result<Self, StartupError> {
+        let keys = KeySet::load(
+            settings.jwt_private_key_path.as_deref(),
+            &settings.jwt_previous_public_key_paths,
+        )
+        .map_err(|err| StartupError(err.to_string()))?;
+        log::info!("signing with key kid={}", keys.current_kid());
+
+        db::ensure_database_exists(&settings.database_url)
+            .map_err(|err| StartupError(err.to_string()))?;
+        let pool = db::build_pool(
+            &settings.database_url,
+            settings.db_pool_size,
+            settings.db_timeout,
+        )
+        .map_err(|err| StartupError(err.to_string()))?;
+        let applied = pool
+            .get()
+            .map_err(|err| StartupError(format!("DATABASE_URL: no connection: {err}")))
+            .and_then(|mut conn| {
+                db::run_migrations(&mut conn).map_err(|err| StartupError(err.to_string()))
+            })?;
+        if applied > 0 {
+            log::info!("applied {applied} migration(s)");
+        }
+
+        let dummy_hash = password::dummy_hash(settings.bcrypt_cost)
+            .map_err(|err| StartupError(format!("BCRYPT_COST: {err}")))?;
+        let metrics =
+            Metrics::new().map_err(|err| StartupError(format!("metrics registry: {err}")))?;
+        let listener = TcpListener::bind(settings.bind_addr).map_err(|err| {
+            StartupError(format!(
+                "BIND_ADDR: cannot bind {}: {err}",
+                settings.bind_addr
+            ))
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|err| StartupError(format!("BIND_ADDR: {err}")))?
+            .port();
+
+        let tokens = TokenService::new(Arc::new(keys), &settings);
+        let state = web::Data::new(AppState {
+            settings,
+            pool,
+            tokens,
+            dummy_hash,
+            metrics,
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(MAX_BODY_BYTES)
+                        .error_handler(json_error_handler),
+                )
+                .app_data(web::PayloadConfig::default().limit(MAX_BODY_BYTES))
+                .app_data(web::PathConfig::default().error_handler(path_error_handler))
+                .app_data(web::QueryConfig::default().error_handler(query_error_handler))
+                .configure(routes::configure)
+                .default_service(web::to(routes::not_found))
+                .wrap(from_fn(request_id_middleware))
+                .wrap(Logger::new(
+                    r#"%a "%r" %s %b %Dms request_id=%{x-request-id}o"#,
+                ))
+        })
+        .listen(listener)
+        .map_err(|err| StartupError(format!("BIND_ADDR: {err}")))?
+        .shutdown_timeout(30)
+        .run();
+        Ok(Self { port, server })
+    }
+
+    /// The port actually bound (useful with `BIND_ADDR=…:0`).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGTERM / Ctrl-C, then drains in-flight requests.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+
+    /// A handle to stop the server (tests).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+}
