@@ -1,0 +1,225 @@
+//! `spawn_app`: the real server on port 0 over a fresh database, and one
+//! helper per endpoint.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use serde_json::{json, Value};
+use tessera::config::Settings;
+use tessera::startup::Application;
+
+use crate::test_db::TestDatabase;
+
+/// A test signing key, generated once per test process.
+pub fn test_key_path() -> &'static PathBuf {
+    static KEY: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    &KEY.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("test-private.pem");
+        tessera::auth::keys::write_new_private_key(&path, 2048).expect("test key");
+        (dir, path)
+    })
+    .1
+}
+
+/// A running tessera and what a test needs to talk to it.
+pub struct TestApp {
+    /// `http://127.0.0.1:<port>`.
+    pub address: String,
+    /// HTTP client (no proxy, no redirects).
+    pub client: reqwest::Client,
+    /// The settings the server runs with.
+    pub settings: Settings,
+    server: actix_web::dev::ServerHandle,
+    /// Last field: dropped after the server stops.
+    pub db: TestDatabase,
+}
+
+/// Spawns the app with test defaults.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// Spawns the app with extra environment variables over the test defaults.
+pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
+    let db = TestDatabase::create();
+    let key_path = test_key_path().display().to_string();
+    let mut vars: HashMap<String, String> = [
+        ("DATABASE_URL", db.url()),
+        ("BIND_ADDR", "127.0.0.1:0"),
+        ("BCRYPT_COST", "4"),
+        ("JWT_PRIVATE_KEY_PATH", key_path.as_str()),
+        ("DB_POOL_SIZE", "4"),
+        ("DB_TIMEOUT_SECONDS", "1"),
+        ("AUTH_RATE_LIMIT_PER_MINUTE", "0"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    for (k, v) in overrides {
+        vars.insert((*k).to_owned(), (*v).to_owned());
+    }
+    let settings = Settings::from_lookup(|name| vars.get(name).cloned()).expect("test settings");
+    let app = Application::build(settings.clone()).expect("build app");
+    let port = app.port();
+    let server = app.handle();
+    actix_web::rt::spawn(app.run_until_stopped());
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        client,
+        settings,
+        server,
+        db,
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // Stop without waiting: the database is dropped WITH (FORCE) next.
+        let handle = self.server.clone();
+        actix_web::rt::spawn(async move { handle.stop(false).await });
+    }
+}
+
+/// A decoded response: status, headers and JSON body (Null when empty).
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// Response headers.
+    pub headers: reqwest::header::HeaderMap,
+    /// Parsed JSON, or `Value::Null`.
+    pub body: Value,
+    /// Raw body text.
+    pub text: String,
+}
+
+impl Reply {
+    async fn from(response: reqwest::Response) -> Self {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Self {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    /// A header as a string ("" when absent).
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    /// The `error` code of an error envelope.
+    pub fn error(&self) -> &str {
+        self.body["error"].as_str().unwrap_or("")
+    }
+
+    /// A string field of the body.
+    pub fn str(&self, field: &str) -> String {
+        self.body[field].as_str().unwrap_or_default().to_owned()
+    }
+}
+
+/// Username and password of a registered user plus their first tokens.
+pub struct LoggedIn {
+    /// Access token.
+    pub access_token: String,
+    /// Refresh token.
+    pub refresh_token: String,
+    /// User id.
+    pub user_id: String,
+}
+
+impl TestApp {
+    /// URL of a path.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// POST a JSON body.
+    pub async fn post_json(&self, path: &str, body: &Value) -> Reply {
+        Reply::from(
+            self.client
+                .post(self.url(path))
+                .json(body)
+                .send()
+                .await
+                .expect("request"),
+        )
+        .await
+    }
+
+    /// GET with an optional bearer token.
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        let mut request = self.client.get(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        Reply::from(request.send().await.expect("request")).await
+    }
+
+    /// Any request, for odd methods and headers.
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
+        Reply::from(request.send().await.expect("request")).await
+    }
+
+    /// `POST /auth/register`.
+    pub async fn register(&self, username: &str, password: &str) -> Reply {
+        self.post_json(
+            "/auth/register",
+            &json!({"username": username, "password": password}),
+        )
+        .await
+    }
+
+    /// `POST /auth/token`.
+    pub async fn login(&self, username: &str, password: &str) -> Reply {
+        self.post_json(
+            "/auth/token",
+            &json!({"username": username, "password": password}),
+        )
+        .await
+    }
+
+    /// `POST /auth/refresh`.
+    pub async fn refresh(&self, refresh_token: &str) -> Reply {
+        self.post_json("/auth/refresh", &json!({"refresh_token": refresh_token}))
+            .await
+    }
+
+    /// `POST /auth/logout`.
+    pub async fn logout(&self, refresh_token: &str) -> Reply {
+        self.post_json("/auth/logout", &json!({"refresh_token": refresh_token}))
+            .await
+    }
+
+    /// `GET /api/me`.
+    pub async fn me(&self, access_token: &str) -> Reply {
+        self.get("/api/me", Some(access_token)).await
+    }
+
+    /// Registers and logs in a user, asserting both succeed.
+    pub async fn signed_up(&self, username: &str, password: &str) -> LoggedIn {
+        let registered = self.register(username, password).await;
+        assert_eq!(registered.status, 201, "register: {}", registered.text);
+        let login = self.login(username, password).await;
+        assert_eq!(login.status, 200, "login: {}", login.text);
+        LoggedIn {
+            access_token: login.str("access_token"),
+            refresh_token: login.str("refresh_token"),
+            user_id: login.str("user_id"),
+        }
+    }
+}
