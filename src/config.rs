@@ -113,7 +113,7 @@ impl Settings {
                 1_000_000,
             )?,
             trust_forwarded_for: boolean(&var, "TRUST_FORWARDED_FOR", false)?,
-            cors_allowed_origins: list(&var, "CORS_ALLOWED_ORIGINS"),
+            cors_allowed_origins: origins(&var, "CORS_ALLOWED_ORIGINS")?,
         })
     }
 }
@@ -181,6 +181,32 @@ fn boolean(
     }
 }
 
+/// Parses a list of browser origins (`scheme://host[:port]`, no path).
+fn origins(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+) -> Result<Vec<String>, ConfigError> {
+    let items = list(var, name);
+    for origin in &items {
+        let valid = url::Url::parse(origin).is_ok_and(|url| {
+            matches!(url.scheme(), "http" | "https")
+                && url.host_str().is_some()
+                && url.path() == "/"
+                && url.query().is_none()
+                && !origin.ends_with('/')
+        });
+        if !valid {
+            return Err(ConfigError {
+                var: name,
+                reason: format!(
+                    "{origin:?} is not an origin like https://app.example.com (no wildcard, no path)"
+                ),
+            });
+        }
+    }
+    Ok(items)
+}
+
 /// Splits a comma-separated variable, dropping empty items.
 fn list(var: &impl Fn(&str) -> Option<String>, name: &str) -> Vec<String> {
     var(name)
@@ -238,6 +264,8 @@ mod tests {
             ("DB_POOL_SIZE", "abc"),
             ("BIND_ADDR", "nowhere"),
             ("TRUST_FORWARDED_FOR", "maybe"),
+            ("CORS_ALLOWED_ORIGINS", "*"),
+            ("CORS_ALLOWED_ORIGINS", "https://a.example/path"),
         ] {
             let err = settings(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var);

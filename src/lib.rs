@@ -9,6 +9,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod metrics;
+pub mod rate_limit;
 pub mod request_id;
 pub mod routes;
 pub mod startup;

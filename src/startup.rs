@@ -5,8 +5,10 @@
 use std::net::TcpListener;
 use std::sync::Arc;
 
+use actix_cors::Cors;
 use actix_web::dev::Server;
-use actix_web::middleware::{from_fn, Logger};
+use actix_web::http::header::{self, HeaderName};
+use actix_web::middleware::{from_fn, Condition, Logger};
 use actix_web::{web, App, HttpServer};
 
 use crate::auth::keys::KeySet;
@@ -16,6 +18,7 @@ use crate::config::Settings;
 use crate::db;
 use crate::error::{json_error_handler, path_error_handler, query_error_handler};
 use crate::metrics::Metrics;
+use crate::rate_limit::AuthRateLimit;
 use crate::request_id::request_id_middleware;
 use crate::routes;
 use crate::state::AppState;
@@ -27,6 +30,31 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct StartupError(pub String);
+
+/// CORS for browser clients: only the configured origins; methods GET,
+/// POST, DELETE; `authorization`, `content-type` and `x-request-id` named
+/// explicitly (a wildcard does not cover `authorization`). A request from
+/// another origin is served without CORS headers, so the browser blocks it.
+fn cors(origins: &[String]) -> Cors {
+    let mut cors = Cors::default()
+        .allowed_methods(["GET", "POST", "DELETE"])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("x-request-id"),
+        ])
+        .expose_headers([
+            HeaderName::from_static("x-request-id"),
+            header::RETRY_AFTER,
+            header::WWW_AUTHENTICATE,
+        ])
+        .block_on_origin_mismatch(false)
+        .max_age(600);
+    for origin in origins {
+        cors = cors.allowed_origin(origin);
+    }
+    cors
+}
 
 /// A bound, not yet running server and the port it got.
 pub struct Application {
@@ -77,6 +105,15 @@ impl Application {
             .map_err(|err| StartupError(format!("BIND_ADDR: {err}")))?
             .port();
 
+        let rate_limit = AuthRateLimit::new(
+            settings.auth_rate_limit_per_minute,
+            settings.trust_forwarded_for,
+            metrics.clone(),
+        )
+        .ok_or_else(|| {
+            StartupError("AUTH_RATE_LIMIT_PER_MINUTE: invalid limiter configuration".into())
+        })?;
+        let cors_origins = settings.cors_allowed_origins.clone();
         let tokens = TokenService::new(Arc::new(keys), &settings);
         let state = web::Data::new(AppState {
             settings,
@@ -96,8 +133,12 @@ impl Application {
                 .app_data(web::PayloadConfig::default().limit(MAX_BODY_BYTES))
                 .app_data(web::PathConfig::default().error_handler(path_error_handler))
                 .app_data(web::QueryConfig::default().error_handler(query_error_handler))
-                .configure(routes::configure)
+                .configure(|cfg| routes::configure(cfg, &rate_limit))
                 .default_service(web::to(routes::not_found))
+                .wrap(Condition::new(
+                    !cors_origins.is_empty(),
+                    cors(&cors_origins),
+                ))
                 .wrap(from_fn(request_id_middleware))
                 .wrap(Logger::new(
                     r#"%a "%r" %s %b %Dms request_id=%{x-request-id}o"#,

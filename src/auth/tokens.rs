@@ -32,8 +32,9 @@ pub struct AccessClaims {
     pub sid: Uuid,
     /// Issued at (Unix seconds).
     pub iat: i64,
-    /// Not before (Unix seconds).
-    pub nbf: i64,
+    /// Not before (Unix seconds); optional on input, always issued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
     /// Expires at (Unix seconds).
     pub exp: i64,
     /// Unique token id.
@@ -142,7 +143,7 @@ impl TokenService {
             roles: subject.roles.to_vec(),
             sid: subject.session_id,
             iat: now,
-            nbf: now,
+            nbf: Some(now),
             exp: now + self.ttl_seconds,
             jti: Uuid::new_v4(),
         };

@@ -1,12 +1,19 @@
 //! Private endpoints behind the bearer guard.
 
-use actix_web::HttpResponse;
+use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use diesel::Connection;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::auth::guard::AuthenticatedUser;
+use crate::auth::password;
+use crate::blocking::{run_cpu, run_db};
+use crate::db::models::User;
+use crate::db::{sessions, users};
+use crate::domain::Password;
 use crate::error::{AppError, AppResult};
+use crate::state::AppState;
 
 /// `GET /api/me` body, from the verified token alone.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -35,4 +42,168 @@ pub async fn me(user: AuthenticatedUser) -> AppResult<HttpResponse> {
         session_id: claims.sid,
         expires_at,
     }))
+}
+
+/// One device session as listed by `GET /api/sessions`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SessionView {
+    /// Session id (`sid` of its tokens).
+    pub session_id: Uuid,
+    /// Login time.
+    pub created_at: DateTime<Utc>,
+    /// Last login or refresh.
+    pub last_used_at: DateTime<Utc>,
+    /// Inactivity deadline.
+    pub expires_at: DateTime<Utc>,
+    /// User-Agent at login.
+    pub user_agent: Option<String>,
+    /// Client IP at login.
+    pub ip: Option<String>,
+    /// Whether this is the caller's own session.
+    pub current: bool,
+}
+
+/// `GET /api/sessions` body.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SessionList {
+    /// Live sessions, newest first.
+    pub sessions: Vec<SessionView>,
+}
+
+/// `GET /api/sessions`: the caller's live sessions.
+pub async fn list_sessions(
+    state: web::Data<AppState>,
+    user: AuthenticatedUser,
+) -> AppResult<HttpResponse> {
+    let user_id = user.claims().sub;
+    let current = user.claims().sid;
+    let rows = run_db(&state.pool, move |conn| {
+        sessions::live_for_user(conn, user_id, Utc::now())
+    })
+    .await?;
+    let sessions = rows
+        .into_iter()
+        .map(|s| SessionView {
+            current: s.id == current,
+            session_id: s.id,
+            created_at: s.created_at,
+            last_used_at: s.last_used_at,
+            expires_at: s.expires_at,
+            user_agent: s.user_agent,
+            ip: s.ip,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(SessionList { sessions }))
+}
+
+/// `DELETE /api/sessions/{session_id}`: revoke one of the caller's
+/// sessions. Someone else's, unknown and malformed ids are all 404.
+pub async fn revoke_session(
+    state: web::Data<AppState>,
+    user: AuthenticatedUser,
+    path: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let session_id = Uuid::parse_str(&path.into_inner()).map_err(|_| AppError::NotFound)?;
+    let user_id = user.claims().sub;
+    let revoked = run_db(&state.pool, move |conn| {
+        sessions::revoke_owned(conn, user_id, session_id, Utc::now())
+    })
+    .await?;
+    if revoked == 0 {
+        return Err(AppError::NotFound);
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `DELETE /api/sessions`: log out everywhere.
+pub async fn revoke_all_sessions(
+    state: web::Data<AppState>,
+    user: AuthenticatedUser,
+) -> AppResult<HttpResponse> {
+    let user_id = user.claims().sub;
+    run_db(&state.pool, move |conn| {
+        sessions::revoke_all_for_user(conn, user_id, None, Utc::now())
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `POST /api/me/password` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct PasswordChange {
+    /// The password in use now.
+    pub current_password: String,
+    /// The new password (same rules as registration).
+    pub new_password: String,
+}
+
+/// `POST /api/me/password`: check the current password, store the new
+/// one, and revoke every other session (the caller's stays).
+pub async fn change_password(
+    state: web::Data<AppState>,
+    user: AuthenticatedUser,
+    body: web::Json<PasswordChange>,
+) -> AppResult<HttpResponse> {
+    let PasswordChange {
+        current_password,
+        new_password,
+    } = body.into_inner();
+    let account = confirm_password(&state, &user, current_password).await?;
+    let new_password =
+        Password::parse(&new_password).map_err(|reason| AppError::field("new_password", reason))?;
+    let cost = state.settings.bcrypt_cost;
+    let hash = run_cpu(move || password::hash(&new_password, cost))
+        .await?
+        .map_err(AppError::internal)?;
+    let keep = user.claims().sid;
+    run_db(&state.pool, move |conn| {
+        conn.transaction(|conn| {
+            if users::set_password_hash(conn, account.id, &hash)? == 0 {
+                return Err(diesel::result::Error::NotFound);
+            }
+            sessions::revoke_all_for_user(conn, account.id, Some(keep), Utc::now())
+        })
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `DELETE /api/me` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct AccountDeletion {
+    /// The account's password, as confirmation.
+    pub password: String,
+}
+
+/// `DELETE /api/me`: delete the account and, by cascade, its sessions.
+pub async fn delete_account(
+    state: web::Data<AppState>,
+    user: AuthenticatedUser,
+    body: web::Json<AccountDeletion>,
+) -> AppResult<HttpResponse> {
+    let account = confirm_password(&state, &user, body.into_inner().password).await?;
+    let deleted = run_db(&state.pool, move |conn| users::delete(conn, account.id)).await?;
+    if deleted == 0 {
+        return Err(AppError::NotFound);
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Loads the caller's account (404 when it was deleted) and checks a
+/// password against it (401 `invalid_credentials` when wrong).
+async fn confirm_password(
+    state: &AppState,
+    user: &AuthenticatedUser,
+    candidate: String,
+) -> AppResult<User> {
+    let user_id = user.claims().sub;
+    let account = run_db(&state.pool, move |conn| users::find(conn, user_id))
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let stored_hash = account.password_hash.clone();
+    if run_cpu(move || password::verify(&candidate, &stored_hash)).await? {
+        Ok(account)
+    } else {
+        Err(AppError::InvalidCredentials)
+    }
 }

@@ -1,6 +1,7 @@
 //! Route table: every path, its methods, and the guard on `/api`.
 //! Used by both `startup` and the tests, so they cannot drift.
 
+pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod meta;
@@ -10,13 +11,16 @@ use serde::Serialize;
 
 use crate::auth::guard::bearer_guard;
 use crate::error::AppError;
+use crate::rate_limit::AuthRateLimit;
 
-/// Registers every route.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// Registers every route. Login and registration share one rate limiter
+/// (`rate_limit`); refresh and logout carry a 256-bit secret and are not
+/// limited, nor is the private API.
+pub fn configure(cfg: &mut web::ServiceConfig, rate_limit: &AuthRateLimit) {
     cfg.service(
         web::scope("/auth")
-            .service(post("/register", auth::register))
-            .service(post("/token", auth::issue_token))
+            .service(post("/register", auth::register).wrap(rate_limit.middleware()))
+            .service(post("/token", auth::issue_token).wrap(rate_limit.middleware()))
             .service(post("/refresh", auth::refresh))
             .service(post("/logout", auth::logout)),
     )
@@ -25,7 +29,25 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(get("/readyz", meta::readyz))
     .service(
         web::scope("/api")
-            .service(get("/me", api::me))
+            .service(
+                web::resource("/me")
+                    .route(web::get().to(api::me))
+                    .route(web::delete().to(api::delete_account))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(post("/me/password", api::change_password))
+            .service(
+                web::resource("/sessions")
+                    .route(web::get().to(api::list_sessions))
+                    .route(web::delete().to(api::revoke_all_sessions))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/sessions/{session_id}")
+                    .route(web::delete().to(api::revoke_session))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(get("/admin/users", admin::list_users))
             .wrap(from_fn(bearer_guard)),
     );
 }

