@@ -1,5 +1,6 @@
 //! tessera: a JWT authentication microservice.
 
+pub mod access_log;
 pub mod auth;
 pub mod blocking;
 pub mod cli;

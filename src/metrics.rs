@@ -1,7 +1,7 @@
 //! Prometheus counters of the auth domain (HTTP request metrics come from
 //! actix-web-prom on the same registry).
 
-use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
+use prometheus::{Encoder, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 
 /// The domain counters, registered on one registry.
 #[derive(Clone)]
@@ -12,6 +12,7 @@ pub struct Metrics {
     refresh_reuse: IntCounterVec,
     rate_limited: IntCounter,
     tokens_rejected: IntCounter,
+    pool_connections: IntGaugeVec,
 }
 
 impl Metrics {
@@ -49,6 +50,14 @@ impl Metrics {
             "Bearer tokens refused by the guard.",
         )?;
         registry.register(Box::new(tokens_rejected.clone()))?;
+        let pool_connections = IntGaugeVec::new(
+            Opts::new(
+                "tessera_db_pool_connections",
+                "Database pool connections by state (in_use, idle).",
+            ),
+            &["state"],
+        )?;
+        registry.register(Box::new(pool_connections.clone()))?;
         Ok(Self {
             registry,
             logins,
@@ -56,6 +65,7 @@ impl Metrics {
             refresh_reuse,
             rate_limited,
             tokens_rejected,
+            pool_connections,
         })
     }
 
@@ -86,6 +96,23 @@ impl Metrics {
     /// Counts a rate-limited request.
     pub fn record_rate_limited(&self) {
         self.rate_limited.inc();
+    }
+
+    /// Records the pool's state, sampled at scrape time.
+    pub fn set_pool_connections(&self, in_use: u32, idle: u32) {
+        self.pool_connections
+            .with_label_values(&["in_use"])
+            .set(i64::from(in_use));
+        self.pool_connections
+            .with_label_values(&["idle"])
+            .set(i64::from(idle));
+    }
+
+    /// Everything in the registry, in the Prometheus text format.
+    pub fn render(&self) -> Result<String, prometheus::Error> {
+        let mut buffer = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut buffer)?;
+        String::from_utf8(buffer).map_err(|err| prometheus::Error::Msg(err.to_string()))
     }
 
     /// Counts a bearer token refused by the guard.

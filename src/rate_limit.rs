@@ -74,8 +74,12 @@ impl AuthRateLimit {
         Some(Self { config, enabled })
     }
 
-    /// The middleware for one route; every route wrapped shares the quota.
-    pub fn middleware(&self) -> Condition<Governor<ClientIpKey, NoOpMiddleware<QuantaInstant>>> {
-        Condition::new(self.enabled, Governor::new(&self.config))
+    /// The middleware for one route, active when `applies` and the limit is
+    /// on; every route wrapped shares the quota.
+    pub fn middleware_if(
+        &self,
+        applies: bool,
+    ) -> Condition<Governor<ClientIpKey, NoOpMiddleware<QuantaInstant>>> {
+        Condition::new(applies && self.enabled, Governor::new(&self.config))
     }
 }

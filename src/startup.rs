@@ -8,9 +8,11 @@ use std::sync::Arc;
 use actix_cors::Cors;
 use actix_web::dev::Server;
 use actix_web::http::header::{self, HeaderName};
-use actix_web::middleware::{from_fn, Condition, Logger};
+use actix_web::middleware::{from_fn, Condition};
 use actix_web::{web, App, HttpServer};
+use actix_web_prom::PrometheusMetricsBuilder;
 
+use crate::access_log::access_log;
 use crate::auth::keys::KeySet;
 use crate::auth::password;
 use crate::auth::tokens::TokenService;
@@ -114,6 +116,13 @@ impl Application {
             StartupError("AUTH_RATE_LIMIT_PER_MINUTE: invalid limiter configuration".into())
         })?;
         let cors_origins = settings.cors_allowed_origins.clone();
+        // Request counts and latency histograms by route PATTERN (unmatched
+        // paths fold into one series), on the same registry as ours.
+        let http_metrics = PrometheusMetricsBuilder::new("tessera")
+            .registry(metrics.registry().clone())
+            .mask_unmatched_patterns("UNMATCHED")
+            .build()
+            .map_err(|err| StartupError(format!("metrics: {err}")))?;
         let tokens = TokenService::new(Arc::new(keys), &settings);
         let state = web::Data::new(AppState {
             settings,
@@ -140,9 +149,8 @@ impl Application {
                     cors(&cors_origins),
                 ))
                 .wrap(from_fn(request_id_middleware))
-                .wrap(Logger::new(
-                    r#"%a "%r" %s %b %Dms request_id=%{x-request-id}o"#,
-                ))
+                .wrap(from_fn(access_log))
+                .wrap(http_metrics.clone())
         })
         .listen(listener)
         .map_err(|err| StartupError(format!("BIND_ADDR: {err}")))?

@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::auth::guard::{Admin, RequireRole};
 use crate::blocking::run_db;
 use crate::db::users;
+use crate::error::ErrorBody;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 
@@ -43,6 +44,19 @@ pub struct UserPage {
 }
 
 /// `GET /api/admin/users?limit=&after=`: keyset-paginated user listing.
+#[utoipa::path(
+    get, path = "/api/admin/users", tag = "admin", security(("bearer" = [])),
+    params(
+        ("limit" = Option<u32>, Query, description = "1–200, default 50"),
+        ("after" = Option<String>, Query, description = "Cursor from a previous page's `next`"),
+    ),
+    responses(
+        (status = 200, description = "One page of users", body = UserPage),
+        (status = 401, description = "missing_token / invalid_token", body = ErrorBody),
+        (status = 403, description = "insufficient_scope: needs the admin role", body = ErrorBody),
+        (status = 422, description = "Bad limit or cursor", body = ErrorBody),
+    )
+)]
 pub async fn list_users(
     state: web::Data<AppState>,
     _admin: RequireRole<Admin>,

@@ -12,6 +12,7 @@ use crate::blocking::{run_cpu, run_db};
 use crate::db::models::User;
 use crate::db::{sessions, users};
 use crate::domain::Password;
+use crate::error::ErrorBody;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 
@@ -31,6 +32,13 @@ pub struct Me {
 }
 
 /// `GET /api/me`: who the token says you are; no database query.
+#[utoipa::path(
+    get, path = "/api/me", tag = "api", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller, from the token alone", body = Me),
+        (status = 401, description = "missing_token / invalid_token", body = ErrorBody),
+    )
+)]
 pub async fn me(user: AuthenticatedUser) -> AppResult<HttpResponse> {
     let claims = user.claims();
     let expires_at = DateTime::<Utc>::from_timestamp(claims.exp, 0)
@@ -71,6 +79,13 @@ pub struct SessionList {
 }
 
 /// `GET /api/sessions`: the caller's live sessions.
+#[utoipa::path(
+    get, path = "/api/sessions", tag = "api", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Live sessions", body = SessionList),
+        (status = 401, description = "missing_token / invalid_token", body = ErrorBody),
+    )
+)]
 pub async fn list_sessions(
     state: web::Data<AppState>,
     user: AuthenticatedUser,
@@ -98,6 +113,15 @@ pub async fn list_sessions(
 
 /// `DELETE /api/sessions/{session_id}`: revoke one of the caller's
 /// sessions. Someone else's, unknown and malformed ids are all 404.
+#[utoipa::path(
+    delete, path = "/api/sessions/{session_id}", tag = "api", security(("bearer" = [])),
+    params(("session_id" = String, Path, description = "A session id of the caller")),
+    responses(
+        (status = 204, description = "Session revoked"),
+        (status = 401, description = "missing_token / invalid_token", body = ErrorBody),
+        (status = 404, description = "Not one of the caller's live sessions", body = ErrorBody),
+    )
+)]
 pub async fn revoke_session(
     state: web::Data<AppState>,
     user: AuthenticatedUser,
@@ -116,6 +140,13 @@ pub async fn revoke_session(
 }
 
 /// `DELETE /api/sessions`: log out everywhere.
+#[utoipa::path(
+    delete, path = "/api/sessions", tag = "api", security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Logged out everywhere"),
+        (status = 401, description = "missing_token / invalid_token", body = ErrorBody),
+    )
+)]
 pub async fn revoke_all_sessions(
     state: web::Data<AppState>,
     user: AuthenticatedUser,
@@ -139,6 +170,16 @@ pub struct PasswordChange {
 
 /// `POST /api/me/password`: check the current password, store the new
 /// one, and revoke every other session (the caller's stays).
+#[utoipa::path(
+    post, path = "/api/me/password", tag = "api", security(("bearer" = [])),
+    request_body = PasswordChange,
+    responses(
+        (status = 204, description = "Password changed; other sessions revoked"),
+        (status = 401, description = "Wrong current password, or bad token", body = ErrorBody),
+        (status = 404, description = "Account deleted", body = ErrorBody),
+        (status = 422, description = "Invalid new password", body = ErrorBody),
+    )
+)]
 pub async fn change_password(
     state: web::Data<AppState>,
     user: AuthenticatedUser,
@@ -176,6 +217,15 @@ pub struct AccountDeletion {
 }
 
 /// `DELETE /api/me`: delete the account and, by cascade, its sessions.
+#[utoipa::path(
+    delete, path = "/api/me", tag = "api", security(("bearer" = [])),
+    request_body = AccountDeletion,
+    responses(
+        (status = 204, description = "Account and sessions deleted"),
+        (status = 401, description = "Wrong password, or bad token", body = ErrorBody),
+        (status = 404, description = "Account already deleted", body = ErrorBody),
+    )
+)]
 pub async fn delete_account(
     state: web::Data<AppState>,
     user: AuthenticatedUser,

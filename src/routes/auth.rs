@@ -15,6 +15,7 @@ use crate::client::client_info;
 use crate::db::models::NewUser;
 use crate::db::users;
 use crate::domain::{Password, Username};
+use crate::error::ErrorBody;
 use crate::error::{AppError, AppResult, FieldErrors};
 use crate::routes::no_store_json;
 use crate::state::AppState;
@@ -66,6 +67,20 @@ pub struct RefreshRequest {
 }
 
 /// `POST /auth/register`.
+#[utoipa::path(
+    post, path = "/auth/register", tag = "auth",
+    request_body = Credentials,
+    responses(
+        (status = 201, description = "Account created", body = RegisteredUser),
+        (status = 400, description = "Malformed JSON or missing field", body = ErrorBody),
+        (status = 409, description = "Username taken", body = ErrorBody),
+        (status = 413, description = "Body over 16 KiB", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid username or password", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
 pub async fn register(
     state: web::Data<AppState>,
     body: web::Json<Credentials>,
@@ -110,6 +125,17 @@ pub async fn register(
 }
 
 /// `POST /auth/token`: log in, start a session on this device.
+#[utoipa::path(
+    post, path = "/auth/token", tag = "auth",
+    request_body = Credentials,
+    responses(
+        (status = 200, description = "Logged in; a new session", body = TokenResponse),
+        (status = 400, description = "Malformed JSON or missing field", body = ErrorBody),
+        (status = 401, description = "invalid_credentials", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
 pub async fn issue_token(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -150,6 +176,16 @@ pub async fn issue_token(
 }
 
 /// `POST /auth/refresh`: rotate the refresh token.
+#[utoipa::path(
+    post, path = "/auth/refresh", tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "Rotated (or a grace retry: the same refresh token)", body = TokenResponse),
+        (status = 400, description = "Malformed JSON or missing field", body = ErrorBody),
+        (status = 401, description = "invalid_grant", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
 pub async fn refresh(
     state: web::Data<AppState>,
     body: web::Json<RefreshRequest>,
@@ -179,6 +215,15 @@ pub async fn refresh(
 }
 
 /// `POST /auth/logout`: revoke the token's session; always 204.
+#[utoipa::path(
+    post, path = "/auth/logout", tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 204, description = "Session revoked (also for unknown tokens)"),
+        (status = 400, description = "Malformed JSON or missing field", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
 pub async fn logout(
     state: web::Data<AppState>,
     body: web::Json<RefreshRequest>,

@@ -1,79 +1,140 @@
-//! Route table: every path, its methods, and the guard on `/api`.
-//! Used by both `startup` and the tests, so they cannot drift.
+//! Route table: every endpoint, its method, whether it is private or rate
+//! limited. `configure` builds the app from [`endpoints`], and the OpenAPI
+//! test checks the same list, so the document cannot drift from the server.
 
 pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod meta;
+pub mod openapi;
 
-use actix_web::{middleware::from_fn, web, HttpResponse};
+use actix_web::http::Method;
+use actix_web::middleware::from_fn;
+use actix_web::{web, HttpResponse, Route};
 use serde::Serialize;
 
 use crate::auth::guard::bearer_guard;
 use crate::error::AppError;
 use crate::rate_limit::AuthRateLimit;
 
-/// Registers every route. Login and registration share one rate limiter
-/// (`rate_limit`); refresh and logout carry a 256-bit secret and are not
-/// limited, nor is the private API.
+/// Prefix of the bearer-guarded scope.
+pub const PRIVATE_PREFIX: &str = "/api";
+
+/// Who may call an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone.
+    Public,
+    /// Anyone, within the per-IP login rate limit.
+    RateLimited,
+    /// Bearer access token required (under [`PRIVATE_PREFIX`]).
+    Private,
+}
+
+/// One method on one path, and the handler that answers it.
+pub struct Endpoint {
+    /// HTTP method.
+    pub method: Method,
+    /// Full path, in actix / OpenAPI `{param}` syntax.
+    pub path: &'static str,
+    /// Access rule.
+    pub access: Access,
+    attach: fn(Route) -> Route,
+}
+
+impl Endpoint {
+    fn new(method: Method, path: &'static str, access: Access, attach: fn(Route) -> Route) -> Self {
+        Self {
+            method,
+            path,
+            access,
+            attach,
+        }
+    }
+}
+
+/// Every endpoint tessera serves (SPEC §4).
+pub fn endpoints() -> Vec<Endpoint> {
+    use Access::{Private, Public, RateLimited};
+    vec![
+        Endpoint::new(Method::POST, "/auth/register", RateLimited, |r| {
+            r.to(auth::register)
+        }),
+        Endpoint::new(Method::POST, "/auth/token", RateLimited, |r| {
+            r.to(auth::issue_token)
+        }),
+        Endpoint::new(Method::POST, "/auth/refresh", Public, |r| {
+            r.to(auth::refresh)
+        }),
+        Endpoint::new(Method::POST, "/auth/logout", Public, |r| r.to(auth::logout)),
+        Endpoint::new(Method::GET, "/.well-known/jwks.json", Public, |r| {
+            r.to(meta::jwks)
+        }),
+        Endpoint::new(Method::GET, "/healthz", Public, |r| r.to(meta::healthz)),
+        Endpoint::new(Method::GET, "/readyz", Public, |r| r.to(meta::readyz)),
+        Endpoint::new(Method::GET, "/metrics", Public, |r| r.to(meta::metrics)),
+        Endpoint::new(Method::GET, "/openapi.json", Public, |r| {
+            r.to(openapi::openapi_json)
+        }),
+        Endpoint::new(Method::GET, "/api/me", Private, |r| r.to(api::me)),
+        Endpoint::new(Method::DELETE, "/api/me", Private, |r| {
+            r.to(api::delete_account)
+        }),
+        Endpoint::new(Method::POST, "/api/me/password", Private, |r| {
+            r.to(api::change_password)
+        }),
+        Endpoint::new(Method::GET, "/api/sessions", Private, |r| {
+            r.to(api::list_sessions)
+        }),
+        Endpoint::new(Method::DELETE, "/api/sessions", Private, |r| {
+            r.to(api::revoke_all_sessions)
+        }),
+        Endpoint::new(Method::DELETE, "/api/sessions/{session_id}", Private, |r| {
+            r.to(api::revoke_session)
+        }),
+        Endpoint::new(Method::GET, "/api/admin/users", Private, |r| {
+            r.to(admin::list_users)
+        }),
+    ]
+}
+
+/// Registers every endpoint: one resource per path (other methods get 405
+/// in the envelope), private paths in the guarded `/api` scope, login and
+/// registration behind the shared rate limiter.
 pub fn configure(cfg: &mut web::ServiceConfig, rate_limit: &AuthRateLimit) {
-    cfg.service(
-        web::scope("/auth")
-            .service(post("/register", auth::register).wrap(rate_limit.middleware()))
-            .service(post("/token", auth::issue_token).wrap(rate_limit.middleware()))
-            .service(post("/refresh", auth::refresh))
-            .service(post("/logout", auth::logout)),
-    )
-    .service(get("/.well-known/jwks.json", meta::jwks))
-    .service(get("/healthz", meta::healthz))
-    .service(get("/readyz", meta::readyz))
-    .service(
-        web::scope("/api")
-            .service(
-                web::resource("/me")
-                    .route(web::get().to(api::me))
-                    .route(web::delete().to(api::delete_account))
-                    .default_service(web::to(method_not_allowed)),
-            )
-            .service(post("/me/password", api::change_password))
-            .service(
-                web::resource("/sessions")
-                    .route(web::get().to(api::list_sessions))
-                    .route(web::delete().to(api::revoke_all_sessions))
-                    .default_service(web::to(method_not_allowed)),
-            )
-            .service(
-                web::resource("/sessions/{session_id}")
-                    .route(web::delete().to(api::revoke_session))
-                    .default_service(web::to(method_not_allowed)),
-            )
-            .service(get("/admin/users", admin::list_users))
-            .wrap(from_fn(bearer_guard)),
-    );
+    let endpoints = endpoints();
+    let mut private = web::scope(PRIVATE_PREFIX);
+    for path in distinct_paths(&endpoints) {
+        let on_path: Vec<&Endpoint> = endpoints.iter().filter(|e| e.path == path).collect();
+        let access = on_path[0].access;
+        let relative = match access {
+            Access::Private => path.strip_prefix(PRIVATE_PREFIX).unwrap_or(path),
+            _ => path,
+        };
+        let mut resource = web::resource(relative).default_service(web::to(method_not_allowed));
+        for endpoint in &on_path {
+            resource = resource.route((endpoint.attach)(web::method(endpoint.method.clone())));
+        }
+        let resource = resource.wrap(rate_limit.middleware_if(access == Access::RateLimited));
+        match access {
+            Access::Private => private = private.service(resource),
+            _ => {
+                cfg.service(resource);
+            }
+        }
+    }
+    cfg.service(private.wrap(from_fn(bearer_guard)));
 }
 
-/// A resource answering POST; any other method is 405 in the envelope.
-fn post<F, Args>(path: &str, handler: F) -> actix_web::Resource
-where
-    F: actix_web::Handler<Args>,
-    Args: actix_web::FromRequest + 'static,
-    F::Output: actix_web::Responder + 'static,
-{
-    web::resource(path)
-        .route(web::post().to(handler))
-        .default_service(web::to(method_not_allowed))
-}
-
-/// A resource answering GET; any other method is 405 in the envelope.
-fn get<F, Args>(path: &str, handler: F) -> actix_web::Resource
-where
-    F: actix_web::Handler<Args>,
-    Args: actix_web::FromRequest + 'static,
-    F::Output: actix_web::Responder + 'static,
-{
-    web::resource(path)
-        .route(web::get().to(handler))
-        .default_service(web::to(method_not_allowed))
+/// Paths in table order, each once.
+fn distinct_paths(endpoints: &[Endpoint]) -> Vec<&'static str> {
+    let mut paths: Vec<&'static str> = Vec::new();
+    for endpoint in endpoints {
+        if !paths.contains(&endpoint.path) {
+            paths.push(endpoint.path);
+        }
+    }
+    paths
 }
 
 /// 405 for a known route with the wrong method.

@@ -10,4 +10,6 @@ mod errors;
 mod guard;
 mod limits;
 mod meta;
+mod observability;
+mod process;
 mod sessions;

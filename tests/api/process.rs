@@ -1,0 +1,224 @@
+//! The real binary as a process: startup failures, the log of a full flow,
+//! and graceful shutdown.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::helpers::test_key_path;
+use crate::test_db::TestDatabase;
+
+/// A `tessera serve` child process whose stderr is collected.
+struct Served {
+    child: Child,
+    log: Arc<Mutex<String>>,
+    address: String,
+}
+
+fn serve(db: &TestDatabase, extra: &[(&str, &str)]) -> Served {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    command
+        .arg("serve")
+        .env("DATABASE_URL", db.url())
+        .env("BIND_ADDR", "127.0.0.1:0")
+        .env("BCRYPT_COST", "4")
+        .env("JWT_PRIVATE_KEY_PATH", test_key_path())
+        .env("AUTH_RATE_LIMIT_PER_MINUTE", "0")
+        .env("RUST_LOG", "trace")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in extra {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().expect("spawn tessera");
+    let stderr = child.stderr.take().expect("stderr");
+    let log = Arc::new(Mutex::new(String::new()));
+    let sink = Arc::clone(&log);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let mut log = sink.lock().unwrap();
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
+    let started = Instant::now();
+    let address = loop {
+        let text = log.lock().unwrap().clone();
+        if let Some(rest) = text.split("tessera listening on ").nth(1) {
+            break format!("http://{}", rest.lines().next().unwrap().trim());
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "server did not start:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    Served {
+        child,
+        log,
+        address,
+    }
+}
+
+fn terminate(served: &mut Served) -> std::process::ExitStatus {
+    Command::new("kill")
+        .args(["-TERM", &served.child.id().to_string()])
+        .status()
+        .expect("kill");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = served.child.try_wait().expect("wait") {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "no exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[actix_web::test]
+async fn the_log_of_a_full_flow_never_contains_tokens_or_passwords() {
+    let db = TestDatabase::create();
+    let mut served = serve(&db, &[]);
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let post = |path: &str, body: serde_json::Value| {
+        client
+            .post(format!("{}{path}", served.address))
+            .json(&body)
+            .send()
+    };
+    let password = "S3cret-horse-battery";
+    post(
+        "/auth/register",
+        serde_json::json!({"username": "alice", "password": password}),
+    )
+    .await
+    .unwrap();
+    let login: serde_json::Value = post(
+        "/auth/token",
+        serde_json::json!({"username": "alice", "password": password}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    post(
+        "/auth/token",
+        serde_json::json!({"username": "alice", "password": "Wrong-horse-99"}),
+    )
+    .await
+    .unwrap();
+    let access = login["access_token"].as_str().unwrap().to_owned();
+    let first = login["refresh_token"].as_str().unwrap().to_owned();
+    let second: serde_json::Value =
+        post("/auth/refresh", serde_json::json!({"refresh_token": first}))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    let second = second["refresh_token"].as_str().unwrap().to_owned();
+    post("/auth/refresh", serde_json::json!({"refresh_token": first}))
+        .await
+        .unwrap();
+    client
+        .get(format!("{}/api/me", served.address))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    client
+        .get(format!("{}/api/me", served.address))
+        .bearer_auth(format!("{access}x"))
+        .send()
+        .await
+        .unwrap();
+    let third: serde_json::Value = post(
+        "/auth/refresh",
+        serde_json::json!({"refresh_token": second}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    post("/auth/refresh", serde_json::json!({"refresh_token": first}))
+        .await
+        .unwrap(); // reuse
+    post("/auth/logout", serde_json::json!({"refresh_token": second}))
+        .await
+        .unwrap();
+
+    let status = terminate(&mut served);
+    std::thread::sleep(Duration::from_millis(200));
+    let log = served.log.lock().unwrap().clone();
+
+    assert!(status.success(), "SIGTERM must exit 0: {status:?}");
+    assert!(
+        log.contains("tessera::access"),
+        "access log captured:\n{log}"
+    );
+    assert!(log.contains("POST /auth/refresh 200"), "{log}");
+    assert!(log.contains("request_id="));
+    let signature = access.rsplit('.').next().unwrap();
+    for secret in [
+        password,
+        "Wrong-horse-99",
+        access.as_str(),
+        signature,
+        first.as_str(),
+        second.as_str(),
+        third["refresh_token"].as_str().unwrap(),
+        "PRIVATE KEY",
+    ] {
+        assert!(!log.contains(secret), "log leaks {secret:?}");
+    }
+}
+
+#[test]
+fn bad_configuration_exits_1_with_one_line_naming_the_variable() {
+    for (var, value, expect) in [
+        ("BCRYPT_COST", "99", "BCRYPT_COST"),
+        ("DB_TIMEOUT_SECONDS", "0", "DB_TIMEOUT_SECONDS"),
+        (
+            "JWT_PRIVATE_KEY_PATH",
+            "/nonexistent/key.pem",
+            "/nonexistent/key.pem",
+        ),
+        (
+            "DATABASE_URL",
+            "postgres://nobody@127.0.0.1:1/none",
+            "DATABASE_URL",
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .env("BIND_ADDR", "127.0.0.1:0")
+            .env("JWT_PRIVATE_KEY_PATH", test_key_path())
+            .env("DB_TIMEOUT_SECONDS", "1")
+            .env(var, value)
+            .env("RUST_LOG", "off")
+            .output()
+            .expect("run tessera");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{var}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{var}: {stderr}");
+        assert!(stderr.contains(expect), "{var}: {stderr}");
+    }
+}
+
+#[test]
+fn keygen_refuses_to_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.pem");
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .args(["keygen", path.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    assert!(run().status.success());
+    let second = run();
+    assert_eq!(second.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&second.stderr).contains("refusing to overwrite"));
+}
