@@ -168,10 +168,8 @@ impl KeySet {
 fn parse_private_pem(pem_bytes: &[u8]) -> Result<KeyPair, String> {
     let block = pem::parse(pem_bytes).map_err(|_| "not a PEM file".to_owned())?;
     let key_pair = match block.tag() {
-        "RSA PRIVATE KEY" => KeyPair::from_der(block.contents())
-            .map_err(|err| format!("not a valid PKCS#1 RSA private key ({err})"))?,
-        "PRIVATE KEY" => KeyPair::from_pkcs8(block.contents())
-            .map_err(|err| format!("not an RSA PKCS#8 private key ({err})"))?,
+        "RSA PRIVATE KEY" => KeyPair::from_der(block.contents()).map_err(describe_rejection)?,
+        "PRIVATE KEY" => KeyPair::from_pkcs8(block.contents()).map_err(describe_rejection)?,
         other => return Err(format!("PEM block is {other:?}, not an RSA private key")),
     };
     let bits = key_pair.public_modulus_len() * 8;
@@ -183,6 +181,15 @@ fn parse_private_pem(pem_bytes: &[u8]) -> Result<KeyPair, String> {
     Ok(key_pair)
 }
 
+/// Turns aws-lc's key rejection into a reason a person can act on.
+fn describe_rejection(err: aws_lc_rs::error::KeyRejected) -> String {
+    match err.description_() {
+        "TooSmall" => format!("RSA key is smaller than {MIN_RSA_BITS} bits"),
+        "WrongAlgorithm" => "not an RSA key".to_owned(),
+        other => format!("not a valid RSA private key ({other})"),
+    }
+}
+
 /// Parses a PEM RSA public key (SPKI `PUBLIC KEY` or PKCS#1 `RSA PUBLIC KEY`).
 fn parse_public_pem(pem_bytes: &[u8]) -> Result<PublicKeyComponents<Vec<u8>>, String> {
     let block = pem::parse(pem_bytes).map_err(|_| "not a PEM file".to_owned())?;
@@ -190,8 +197,10 @@ fn parse_public_pem(pem_bytes: &[u8]) -> Result<PublicKeyComponents<Vec<u8>>, St
         "PUBLIC KEY" | "RSA PUBLIC KEY" => {}
         other => return Err(format!("PEM block is {other:?}, not an RSA public key")),
     }
-    let public = PublicKey::from_der(block.contents())
-        .map_err(|err| format!("not a valid RSA public key ({err})"))?;
+    let public = PublicKey::from_der(block.contents()).map_err(|err| match err.description_() {
+        "TooSmall" => format!("RSA key is smaller than {MIN_RSA_BITS} bits"),
+        other => format!("not a valid RSA public key ({other})"),
+    })?;
     let components = PublicKeyComponents::<Vec<u8>>::from(&public);
     let bits = components.n.len() * 8;
     if bits < MIN_RSA_BITS {
@@ -346,6 +355,52 @@ mod tests {
         let missing = dir.path().join("missing.pem");
         let err = KeySet::load(Some(&missing), &[]).unwrap_err().to_string();
         assert!(err.contains("cannot read"));
+    }
+
+    const RSA2048_PKCS1: &[u8] = include_bytes!("../../tests/fixtures/rsa2048-pkcs1.pem");
+
+    #[test]
+    fn pkcs1_and_pkcs8_private_keys_both_load() {
+        let pkcs1 = KeySet::from_private_pem(RSA2048_PKCS1).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k8.pem");
+        write_new_private_key(&path, 2048).unwrap();
+        let pkcs8 = KeySet::from_private_pem(&fs::read(&path).unwrap()).unwrap();
+        assert_ne!(pkcs1.current_kid(), pkcs8.current_kid());
+    }
+
+    #[test]
+    fn small_and_non_rsa_keys_are_refused_with_a_reason() {
+        let small =
+            KeySet::from_private_pem(include_bytes!("../../tests/fixtures/rsa1024-pkcs8.pem"))
+                .unwrap_err();
+        assert!(small.contains("smaller than 2048 bits"), "{small}");
+        let ec = KeySet::from_private_pem(include_bytes!("../../tests/fixtures/ec-p256-pkcs8.pem"))
+            .unwrap_err();
+        assert_eq!(ec, "not an RSA key");
+        let public_only =
+            KeySet::from_private_pem(include_bytes!("../../tests/fixtures/rsa2048-spki.pub.pem"))
+                .unwrap_err();
+        assert!(
+            public_only.contains("not an RSA private key"),
+            "{public_only}"
+        );
+    }
+
+    #[test]
+    fn spki_and_pkcs1_public_keys_give_the_same_kid_as_the_private_key() {
+        let private_kid = KeySet::from_private_pem(RSA2048_PKCS1)
+            .unwrap()
+            .current_kid()
+            .to_owned();
+        for public in [
+            &include_bytes!("../../tests/fixtures/rsa2048-spki.pub.pem")[..],
+            &include_bytes!("../../tests/fixtures/rsa2048-pkcs1.pub.pem")[..],
+        ] {
+            let components = parse_public_pem(public).unwrap();
+            assert_eq!(jwk_for(&components).kid, private_kid);
+        }
+        assert!(parse_public_pem(RSA2048_PKCS1).is_err());
     }
 
     #[test]

@@ -9,16 +9,13 @@ pub mod meta;
 pub mod openapi;
 
 use actix_web::http::Method;
-use actix_web::middleware::from_fn;
+use actix_web::middleware::{from_fn, Condition};
 use actix_web::{web, HttpResponse, Route};
 use serde::Serialize;
 
 use crate::auth::guard::bearer_guard;
 use crate::error::AppError;
 use crate::rate_limit::AuthRateLimit;
-
-/// Prefix of the bearer-guarded scope.
-pub const PRIVATE_PREFIX: &str = "/api";
 
 /// Who may call an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +24,7 @@ pub enum Access {
     Public,
     /// Anyone, within the per-IP login rate limit.
     RateLimited,
-    /// Bearer access token required (under [`PRIVATE_PREFIX`]).
+    /// Bearer access token required.
     Private,
 }
 
@@ -99,31 +96,28 @@ pub fn endpoints() -> Vec<Endpoint> {
 }
 
 /// Registers every endpoint: one resource per path (other methods get 405
-/// in the envelope), private paths in the guarded `/api` scope, login and
-/// registration behind the shared rate limiter.
+/// in the envelope), private resources behind the bearer guard, login and
+/// registration behind the shared rate limiter. The guard wraps each
+/// private resource rather than the `/api` scope, so an unknown `/api/...`
+/// path is a plain 404.
 pub fn configure(cfg: &mut web::ServiceConfig, rate_limit: &AuthRateLimit) {
     let endpoints = endpoints();
-    let mut private = web::scope(PRIVATE_PREFIX);
     for path in distinct_paths(&endpoints) {
         let on_path: Vec<&Endpoint> = endpoints.iter().filter(|e| e.path == path).collect();
         let access = on_path[0].access;
-        let relative = match access {
-            Access::Private => path.strip_prefix(PRIVATE_PREFIX).unwrap_or(path),
-            _ => path,
-        };
-        let mut resource = web::resource(relative).default_service(web::to(method_not_allowed));
+        let mut resource = web::resource(path).default_service(web::to(method_not_allowed));
         for endpoint in &on_path {
             resource = resource.route((endpoint.attach)(web::method(endpoint.method.clone())));
         }
-        let resource = resource.wrap(rate_limit.middleware_if(access == Access::RateLimited));
-        match access {
-            Access::Private => private = private.service(resource),
-            _ => {
-                cfg.service(resource);
-            }
-        }
+        cfg.service(
+            resource
+                .wrap(rate_limit.middleware_if(access == Access::RateLimited))
+                .wrap(Condition::new(
+                    access == Access::Private,
+                    from_fn(bearer_guard),
+                )),
+        );
     }
-    cfg.service(private.wrap(from_fn(bearer_guard)));
 }
 
 /// Paths in table order, each once.

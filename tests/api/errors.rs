@@ -55,6 +55,26 @@ async fn a_body_that_is_not_json_is_415() {
 }
 
 #[actix_web::test]
+async fn a_missing_body_is_400_invalid_request() {
+    let app = spawn_app().await;
+
+    let reply = app.send(app.client.post(app.url("/auth/token"))).await;
+
+    assert_eq!(reply.status, 400, "{}", reply.text);
+    assert_eq!(reply.error(), "invalid_request");
+}
+
+#[actix_web::test]
+async fn unknown_api_paths_are_404_even_without_a_token() {
+    let app = spawn_app().await;
+
+    let reply = app.get("/api/nothing-here", None).await;
+
+    assert_eq!(reply.status, 404);
+    assert_eq!(reply.error(), "not_found");
+}
+
+#[actix_web::test]
 async fn a_body_over_16_kib_is_413() {
     let app = spawn_app().await;
     let big = json!({"username": "a".repeat(17 * 1024), "password": "x"});
