@@ -2,6 +2,7 @@
 
 use actix_web::web;
 use diesel::pg::PgConnection;
+use tokio::sync::Semaphore;
 
 use crate::db::DbPool;
 use crate::error::{AppError, AppResult};
@@ -25,11 +26,30 @@ where
     .map_err(AppError::internal)?
 }
 
-/// Runs CPU-heavy work (bcrypt) on the blocking pool, holding no connection.
-pub async fn run_cpu<T, F>(f: F) -> AppResult<T>
-where
-    F: FnOnce() -> T + Send + 'static,
-    T: Send + 'static,
-{
-    web::block(f).await.map_err(AppError::internal)
+/// Runs CPU-heavy work (bcrypt, RSA signing) on the blocking pool, holding
+/// no connection, at most one job per core at a time.
+///
+/// Without the limit a login storm puts dozens of bcrypt threads on two
+/// cores and the async workers, which answer the cheap token-checked
+/// routes, get a sliver of CPU. With it, bcrypt still saturates the cores
+/// (logins reach the bcrypt bound) while waiting logins queue without
+/// holding a thread.
+pub struct CpuSlots(Semaphore);
+
+impl CpuSlots {
+    /// One slot per available core.
+    pub fn per_core() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self(Semaphore::new(cores))
+    }
+
+    /// Runs `f` on the blocking pool once a slot is free.
+    pub async fn run<T, F>(&self, f: F) -> AppResult<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let _slot = self.0.acquire().await.map_err(AppError::internal)?;
+        web::block(f).await.map_err(AppError::internal)
+    }
 }

@@ -84,14 +84,13 @@ pub fn run(cli: Cli) -> CliResult {
 
 fn load_settings() -> Result<Settings, String> {
     let settings = Settings::from_env().map_err(|err| err.to_string())?;
-    init_logging();
+    init_logging(&settings.rust_log);
     Ok(settings)
 }
 
-/// env_logger with `RUST_LOG` (default `info`).
-pub fn init_logging() {
-    let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .try_init();
+/// env_logger with the validated `RUST_LOG` filter.
+pub fn init_logging(filter: &str) {
+    let _ = env_logger::Builder::new().parse_filters(filter).try_init();
 }
 
 fn serve() -> CliResult {

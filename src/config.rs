@@ -55,6 +55,8 @@ pub struct Settings {
     pub trust_forwarded_for: bool,
     /// Browser origins allowed by CORS; empty sends no CORS headers.
     pub cors_allowed_origins: Vec<String>,
+    /// env_logger filter, validated.
+    pub rust_log: String,
 }
 
 /// Where the development key lives when `JWT_PRIVATE_KEY_PATH` is unset.
@@ -114,6 +116,7 @@ impl Settings {
             )?,
             trust_forwarded_for: boolean(&var, "TRUST_FORWARDED_FOR", false)?,
             cors_allowed_origins: origins(&var, "CORS_ALLOWED_ORIGINS")?,
+            rust_log: log_filter(&var, "RUST_LOG")?,
         })
     }
 }
@@ -207,6 +210,39 @@ fn origins(
     Ok(items)
 }
 
+/// Checks an env_logger filter (`info`, `tessera=debug,actix_web=warn`,
+/// optionally `/regex`), which env_logger itself would only warn about.
+fn log_filter(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+) -> Result<String, ConfigError> {
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    let raw = var(name).unwrap_or_else(|| "info".to_owned());
+    let directives = raw.split_once('/').map_or(raw.as_str(), |(spec, _)| spec);
+    for directive in directives
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+    {
+        let valid = match directive.split_once('=') {
+            None => true,
+            Some((target, level)) => {
+                !target.trim().is_empty()
+                    && LEVELS.contains(&level.trim().to_ascii_lowercase().as_str())
+            }
+        };
+        if !valid {
+            return Err(ConfigError {
+                var: name,
+                reason: format!(
+                    "{directive:?} is not a log directive (use e.g. info or tessera=debug)"
+                ),
+            });
+        }
+    }
+    Ok(raw)
+}
+
 /// Splits a comma-separated variable, dropping empty items.
 fn list(var: &impl Fn(&str) -> Option<String>, name: &str) -> Vec<String> {
     var(name)
@@ -265,11 +301,25 @@ mod tests {
             ("BIND_ADDR", "nowhere"),
             ("TRUST_FORWARDED_FOR", "maybe"),
             ("CORS_ALLOWED_ORIGINS", "*"),
+            ("RUST_LOG", "garbage=====!!"),
+            ("RUST_LOG", "tessera=loud"),
             ("CORS_ALLOWED_ORIGINS", "https://a.example/path"),
         ] {
             let err = settings(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var);
             assert!(err.to_string().starts_with(var));
+        }
+    }
+
+    #[test]
+    fn usual_log_filters_are_accepted() {
+        for filter in [
+            "info",
+            "tessera=debug,actix_web=warn",
+            "warn,tessera::access=off",
+            "debug/foo",
+        ] {
+            assert_eq!(settings(&[("RUST_LOG", filter)]).unwrap().rust_log, filter);
         }
     }
 

@@ -14,10 +14,12 @@ use actix_web_prom::PrometheusMetricsBuilder;
 
 use crate::access_log::access_log;
 use crate::auth::keys::KeySet;
-use crate::auth::password;
+use crate::auth::password::DummyHash;
 use crate::auth::tokens::TokenService;
+use crate::blocking::CpuSlots;
 use crate::config::Settings;
 use crate::db;
+use crate::envelope::ensure_json_errors;
 use crate::error::{json_error_handler, path_error_handler, query_error_handler};
 use crate::metrics::Metrics;
 use crate::rate_limit::AuthRateLimit;
@@ -92,8 +94,7 @@ impl Application {
             log::info!("applied {applied} migration(s)");
         }
 
-        let dummy_hash = password::dummy_hash(settings.bcrypt_cost)
-            .map_err(|err| StartupError(format!("BCRYPT_COST: {err}")))?;
+        let dummy_hash = DummyHash::warm_up(settings.bcrypt_cost);
         let metrics =
             Metrics::new().map_err(|err| StartupError(format!("metrics registry: {err}")))?;
         let listener = TcpListener::bind(settings.bind_addr).map_err(|err| {
@@ -130,6 +131,7 @@ impl Application {
             tokens,
             dummy_hash,
             metrics,
+            cpu: CpuSlots::per_core(),
         });
         let server = HttpServer::new(move || {
             App::new()
@@ -148,6 +150,7 @@ impl Application {
                     !cors_origins.is_empty(),
                     cors(&cors_origins),
                 ))
+                .wrap(from_fn(ensure_json_errors))
                 .wrap(from_fn(request_id_middleware))
                 .wrap(from_fn(access_log))
                 .wrap(http_metrics.clone())

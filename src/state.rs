@@ -1,7 +1,9 @@
 //! What every handler shares: settings, pool, token service, metrics.
 
+use crate::auth::password::DummyHash;
 use crate::auth::refresh::SessionPolicy;
 use crate::auth::tokens::TokenService;
+use crate::blocking::CpuSlots;
 use crate::config::Settings;
 use crate::db::DbPool;
 use crate::metrics::Metrics;
@@ -15,9 +17,11 @@ pub struct AppState {
     /// Issues and verifies access tokens.
     pub tokens: TokenService,
     /// bcrypt hash verified against for unknown usernames.
-    pub dummy_hash: String,
+    pub dummy_hash: DummyHash,
     /// Domain counters.
     pub metrics: Metrics,
+    /// Concurrency limit for bcrypt and signing.
+    pub cpu: CpuSlots,
 }
 
 impl AppState {

@@ -232,6 +232,10 @@ fn jwk_for(public: &PublicKeyComponents<Vec<u8>>) -> Jwk {
 fn ensure_dev_key() -> Result<PathBuf, KeyError> {
     let path = PathBuf::from(crate::config::DEV_KEY_PATH);
     if path.exists() {
+        log::warn!(
+            "JWT_PRIVATE_KEY_PATH is unset: signing with the development key at {}; for development only, set JWT_PRIVATE_KEY_PATH in production",
+            path.display()
+        );
         return Ok(path);
     }
     if let Some(dir) = path.parent() {

@@ -1,6 +1,8 @@
 //! bcrypt hashing and verification, including the dummy hash that keeps
 //! unknown-user logins as slow as real ones.
 
+use std::sync::{Arc, OnceLock};
+
 use crate::domain::Password;
 
 /// Hashes a validated password at the given cost. CPU-heavy: call it
@@ -23,9 +25,38 @@ pub fn verify(candidate: &str, stored_hash: &str) -> bool {
 
 /// A hash of a random secret at the configured cost, verified against when
 /// the username is unknown so the answer takes as long as for a real user.
-pub fn dummy_hash(cost: u32) -> Result<String, bcrypt::BcryptError> {
-    let secret: [u8; 16] = rand::random();
-    bcrypt::hash(secret, cost)
+///
+/// It is computed on a background thread at startup, so a high
+/// `BCRYPT_COST` does not delay binding; a login that needs it first waits.
+#[derive(Clone)]
+pub struct DummyHash {
+    cost: u32,
+    hash: Arc<OnceLock<String>>,
+}
+
+impl DummyHash {
+    /// Starts computing the dummy hash in the background.
+    pub fn warm_up(cost: u32) -> Self {
+        let dummy = Self {
+            cost,
+            hash: Arc::new(OnceLock::new()),
+        };
+        let background = dummy.clone();
+        std::thread::spawn(move || {
+            background.get();
+        });
+        dummy
+    }
+
+    /// The hash (blocking until it exists; call from the CPU pool).
+    pub fn get(&self) -> &str {
+        self.hash.get_or_init(|| {
+            let secret: [u8; 16] = rand::random();
+            // Only an out-of-range cost can fail, and config forbids that;
+            // an empty hash simply never verifies.
+            bcrypt::hash(secret, self.cost).unwrap_or_default()
+        })
+    }
 }
 
 #[cfg(test)]
@@ -39,6 +70,14 @@ mod tests {
         assert!(verify("correct horse", &stored));
         assert!(!verify("wrong horse", &stored));
         assert!(!verify("correct horse\0", &stored));
+    }
+
+    #[test]
+    fn the_dummy_hash_never_verifies_a_guess() {
+        let dummy = DummyHash::warm_up(4);
+        assert!(dummy.get().starts_with("$2b$04$"));
+        assert!(!verify("password", dummy.get()));
+        assert!(!verify("", dummy.get()));
     }
 
     #[test]

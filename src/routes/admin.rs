@@ -1,7 +1,5 @@
 //! Admin endpoints (tokens whose `roles` include `admin`).
 
-use std::collections::HashMap;
-
 use actix_web::{web, HttpResponse};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -13,7 +11,7 @@ use crate::auth::guard::{Admin, RequireRole};
 use crate::blocking::run_db;
 use crate::db::users;
 use crate::error::ErrorBody;
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, FieldErrors};
 use crate::state::AppState;
 
 /// Page size when `limit` is absent.
@@ -60,16 +58,9 @@ pub struct UserPage {
 pub async fn list_users(
     state: web::Data<AppState>,
     _admin: RequireRole<Admin>,
-    query: web::Query<HashMap<String, String>>,
+    query: web::Query<Vec<(String, String)>>,
 ) -> AppResult<HttpResponse> {
-    let limit = parse_limit(query.get("limit").map(String::as_str))?;
-    let after = query
-        .get("after")
-        .filter(|raw| !raw.is_empty())
-        .map(|raw| {
-            decode_cursor(raw).ok_or_else(|| AppError::field("after", "is not a valid cursor"))
-        })
-        .transpose()?;
+    let (limit, after) = parse_page_query(&query)?;
     // One extra row tells whether another page exists.
     let mut rows = run_db(&state.pool, move |conn| users::page(conn, after, limit + 1)).await?;
     let has_more = rows.len() as i64 > limit;
@@ -91,17 +82,55 @@ pub async fn list_users(
     Ok(HttpResponse::Ok().json(UserPage { users, next }))
 }
 
-fn parse_limit(raw: Option<&str>) -> AppResult<i64> {
-    let Some(raw) = raw else {
-        return Ok(DEFAULT_LIMIT);
+/// A keyset position: the last row's `created_at` and id.
+type Cursor = (DateTime<Utc>, Uuid);
+
+/// Validates `limit` and `after`, reporting every bad field at once.
+fn parse_page_query(query: &[(String, String)]) -> AppResult<(i64, Option<Cursor>)> {
+    let mut fields = FieldErrors::new();
+    let values = |name: &str| -> Vec<&str> {
+        query
+            .iter()
+            .filter(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+            .collect()
     };
-    match raw.parse::<i64>() {
-        Ok(limit) if (1..=MAX_LIMIT).contains(&limit) => Ok(limit),
-        _ => Err(AppError::field(
-            "limit",
-            format!("must be an integer from 1 to {MAX_LIMIT}"),
-        )),
+    let limit = match values("limit").as_slice() {
+        [] => Some(DEFAULT_LIMIT),
+        [raw] => parse_limit(raw),
+        _ => None,
+    };
+    if limit.is_none() {
+        fields.insert(
+            "limit".into(),
+            format!("must be one integer from 1 to {MAX_LIMIT}"),
+        );
     }
+    let after = match values("after").as_slice() {
+        [] => Some(None),
+        [raw] => decode_cursor(raw).map(Some),
+        _ => None,
+    };
+    if after.is_none() {
+        fields.insert(
+            "after".into(),
+            "must be the `next` cursor of a previous page".into(),
+        );
+    }
+    match (limit, after) {
+        (Some(limit), Some(after)) => Ok((limit, after)),
+        _ => Err(AppError::Validation(fields)),
+    }
+}
+
+/// A limit of plain decimal digits within 1..=200.
+fn parse_limit(raw: &str) -> Option<i64> {
+    if raw.is_empty() || raw.len() > 3 || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    raw.parse::<i64>()
+        .ok()
+        .filter(|limit| (1..=MAX_LIMIT).contains(limit))
 }
 
 /// An opaque cursor: base64url of `<created_at µs>.<id>`.
@@ -109,7 +138,7 @@ fn encode_cursor(created_at: DateTime<Utc>, id: Uuid) -> String {
     URL_SAFE_NO_PAD.encode(format!("{}.{}", created_at.timestamp_micros(), id))
 }
 
-fn decode_cursor(raw: &str) -> Option<(DateTime<Utc>, Uuid)> {
+fn decode_cursor(raw: &str) -> Option<Cursor> {
     let bytes = URL_SAFE_NO_PAD.decode(raw).ok()?;
     let text = String::from_utf8(bytes).ok()?;
     let (micros, id) = text.split_once('.')?;
@@ -132,10 +161,30 @@ mod tests {
 
     #[test]
     fn limits_outside_1_to_200_are_refused() {
-        assert_eq!(parse_limit(None).unwrap(), 50);
-        assert_eq!(parse_limit(Some("200")).unwrap(), 200);
-        for bad in ["0", "201", "-1", "ten", ""] {
-            assert!(parse_limit(Some(bad)).is_err(), "{bad}");
+        assert_eq!(parse_limit("200"), Some(200));
+        assert_eq!(parse_limit("1"), Some(1));
+        for bad in ["0", "201", "-1", "+5", "ten", "", "0050", " 5"] {
+            assert_eq!(parse_limit(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_bad_field_is_reported_and_empty_after_is_bad() {
+        let query = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert_eq!(parse_page_query(&query(&[])).unwrap(), (50, None));
+        match parse_page_query(&query(&[("limit", "0"), ("after", "zz")])) {
+            Err(AppError::Validation(fields)) => {
+                assert!(fields.contains_key("limit") && fields.contains_key("after"));
+            }
+            other => panic!("{other:?}"),
+        }
+        for bad in [vec![("after", "")], vec![("limit", "5"), ("limit", "6")]] {
+            assert!(parse_page_query(&query(&bad)).is_err());
         }
     }
 }

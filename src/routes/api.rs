@@ -8,12 +8,13 @@ use uuid::Uuid;
 
 use crate::auth::guard::AuthenticatedUser;
 use crate::auth::password;
-use crate::blocking::{run_cpu, run_db};
+use crate::blocking::run_db;
 use crate::db::models::User;
 use crate::db::{sessions, users};
 use crate::domain::Password;
 use crate::error::ErrorBody;
 use crate::error::{AppError, AppResult};
+use crate::json_body::JsonBody;
 use crate::state::AppState;
 
 /// `GET /api/me` body, from the verified token alone.
@@ -183,7 +184,7 @@ pub struct PasswordChange {
 pub async fn change_password(
     state: web::Data<AppState>,
     user: AuthenticatedUser,
-    body: web::Json<PasswordChange>,
+    body: JsonBody<PasswordChange>,
 ) -> AppResult<HttpResponse> {
     let PasswordChange {
         current_password,
@@ -193,7 +194,9 @@ pub async fn change_password(
     let new_password =
         Password::parse(&new_password).map_err(|reason| AppError::field("new_password", reason))?;
     let cost = state.settings.bcrypt_cost;
-    let hash = run_cpu(move || password::hash(&new_password, cost))
+    let hash = state
+        .cpu
+        .run(move || password::hash(&new_password, cost))
         .await?
         .map_err(AppError::internal)?;
     let keep = user.claims().sid;
@@ -229,7 +232,7 @@ pub struct AccountDeletion {
 pub async fn delete_account(
     state: web::Data<AppState>,
     user: AuthenticatedUser,
-    body: web::Json<AccountDeletion>,
+    body: JsonBody<AccountDeletion>,
 ) -> AppResult<HttpResponse> {
     let account = confirm_password(&state, &user, body.into_inner().password).await?;
     let deleted = run_db(&state.pool, move |conn| users::delete(conn, account.id)).await?;
@@ -251,7 +254,11 @@ async fn confirm_password(
         .await?
         .ok_or(AppError::NotFound)?;
     let stored_hash = account.password_hash.clone();
-    if run_cpu(move || password::verify(&candidate, &stored_hash)).await? {
+    if state
+        .cpu
+        .run(move || password::verify(&candidate, &stored_hash))
+        .await?
+    {
         Ok(account)
     } else {
         Err(AppError::InvalidCredentials)

@@ -10,13 +10,14 @@ use uuid::Uuid;
 use crate::auth::password;
 use crate::auth::refresh::{self, Grant, RefreshOutcome, RefreshToken};
 use crate::auth::tokens::Subject;
-use crate::blocking::{run_cpu, run_db};
+use crate::blocking::run_db;
 use crate::client::client_info;
 use crate::db::models::NewUser;
 use crate::db::users;
 use crate::domain::{Password, Username};
 use crate::error::ErrorBody;
 use crate::error::{AppError, AppResult, FieldErrors};
+use crate::json_body::JsonBody;
 use crate::routes::no_store_json;
 use crate::state::AppState;
 
@@ -83,7 +84,7 @@ pub struct RefreshRequest {
 )]
 pub async fn register(
     state: web::Data<AppState>,
-    body: web::Json<Credentials>,
+    body: JsonBody<Credentials>,
 ) -> AppResult<HttpResponse> {
     let Credentials { username, password } = body.into_inner();
     let mut fields = FieldErrors::new();
@@ -97,7 +98,9 @@ pub async fn register(
         return Err(AppError::Validation(fields));
     };
     let cost = state.settings.bcrypt_cost;
-    let hash = run_cpu(move || password::hash(&password, cost))
+    let hash = state
+        .cpu
+        .run(move || password::hash(&password, cost))
         .await?
         .map_err(AppError::internal)?;
     let user = run_db(&state.pool, move |conn| {
@@ -139,7 +142,7 @@ pub async fn register(
 pub async fn issue_token(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Json<Credentials>,
+    body: JsonBody<Credentials>,
 ) -> AppResult<HttpResponse> {
     let Credentials { username, password } = body.into_inner();
     // Login checks no formats, but a name that cannot exist (NUL bytes,
@@ -153,10 +156,15 @@ pub async fn issue_token(
         }
         Err(_) => None,
     };
-    let stored_hash = user
-        .as_ref()
-        .map_or_else(|| state.dummy_hash.clone(), |u| u.password_hash.clone());
-    let matches = run_cpu(move || password::verify(&password, &stored_hash)).await?;
+    let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
+    let dummy = state.dummy_hash.clone();
+    let matches = state
+        .cpu
+        .run(move || match stored_hash {
+            Some(hash) => password::verify(&password, &hash),
+            None => password::verify(&password, dummy.get()),
+        })
+        .await?;
     let user = match (user, matches) {
         (Some(user), true) => user,
         _ => {
@@ -172,7 +180,7 @@ pub async fn issue_token(
         refresh::start_session(conn, user, &client, policy)
     })
     .await?;
-    token_response(&state, &grant)
+    token_response(&state, grant).await
 }
 
 /// `POST /auth/refresh`: rotate the refresh token.
@@ -188,7 +196,7 @@ pub async fn issue_token(
 )]
 pub async fn refresh(
     state: web::Data<AppState>,
-    body: web::Json<RefreshRequest>,
+    body: JsonBody<RefreshRequest>,
 ) -> AppResult<HttpResponse> {
     let presented = RefreshToken::presented(&body.refresh_token);
     let policy = state.session_policy();
@@ -197,10 +205,10 @@ pub async fn refresh(
     })
     .await?;
     match outcome {
-        RefreshOutcome::Rotated(grant) => token_response(&state, &grant),
+        RefreshOutcome::Rotated(grant) => token_response(&state, grant).await,
         RefreshOutcome::GraceRetry(grant) => {
             state.metrics.record_refresh_reuse("grace");
-            token_response(&state, &grant)
+            token_response(&state, grant).await
         }
         RefreshOutcome::ReuseDetected => {
             state.metrics.record_refresh_reuse("revoked");
@@ -226,35 +234,47 @@ pub async fn refresh(
 )]
 pub async fn logout(
     state: web::Data<AppState>,
-    body: web::Json<RefreshRequest>,
+    body: JsonBody<RefreshRequest>,
 ) -> AppResult<HttpResponse> {
     let presented = RefreshToken::presented(&body.refresh_token);
     run_db(&state.pool, move |conn| refresh::logout(conn, &presented)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Signs an access token for a grant and writes the token response.
-fn token_response(state: &AppState, grant: &Grant) -> AppResult<HttpResponse> {
+/// Signs an access token for a grant (off the async workers: RSA signing
+/// costs milliseconds) and writes the token response.
+async fn token_response(state: &web::Data<AppState>, grant: Grant) -> AppResult<HttpResponse> {
+    let signer = web::Data::clone(state);
+    let Grant {
+        user,
+        session,
+        refresh_token,
+    } = grant;
+    let user_id = user.id;
     let issued = state
-        .tokens
-        .issue(&Subject {
-            user_id: grant.user.id,
-            username: &grant.user.username,
-            roles: &grant.user.roles,
-            session_id: grant.session.id,
+        .cpu
+        .run(move || {
+            signer.tokens.issue(&Subject {
+                user_id: user.id,
+                username: &user.username,
+                roles: &user.roles,
+                session_id: session.id,
+            })
         })
+        .await?
         .map_err(AppError::internal)?;
     state.metrics.record_tokens_issued(true);
-    let refresh_expires_in = (grant.session.expires_at - Utc::now()).num_seconds().max(0);
+    // Every grant has just (re)set the session's expiry to now + TTL.
+    let refresh_expires_in = state.settings.refresh_token_ttl_seconds;
     Ok(no_store_json(
         StatusCode::OK,
         &TokenResponse {
             token: issued.token.clone(),
-            user_id: grant.user.id,
+            user_id,
             access_token: issued.token,
             token_type: "Bearer",
             expires_in: issued.expires_in,
-            refresh_token: grant.refresh_token.expose().to_owned(),
+            refresh_token: refresh_token.expose().to_owned(),
             refresh_expires_in,
         },
     ))

@@ -9,8 +9,8 @@ pub mod meta;
 pub mod openapi;
 
 use actix_web::http::Method;
-use actix_web::middleware::{from_fn, Condition};
-use actix_web::{web, HttpResponse, Route};
+use actix_web::middleware::from_fn;
+use actix_web::{web, HttpResponse, ResponseError, Route};
 use serde::Serialize;
 
 use crate::auth::guard::bearer_guard;
@@ -95,27 +95,45 @@ pub fn endpoints() -> Vec<Endpoint> {
     ]
 }
 
-/// Registers every endpoint: one resource per path (other methods get 405
-/// in the envelope), private resources behind the bearer guard, login and
-/// registration behind the shared rate limiter. The guard wraps each
-/// private resource rather than the `/api` scope, so an unknown `/api/...`
-/// path is a plain 404.
+/// Registers every endpoint: one resource per path, private routes behind
+/// the bearer guard, login and registration behind the shared rate limiter.
+///
+/// The guard wraps each private *route*, not the resource or the `/api`
+/// scope: a wrong method is 405 and an unknown `/api/...` path 404 whether
+/// or not a token was sent. GET routes also answer HEAD. Any other method is
+/// 405 in the envelope with an `Allow` header.
 pub fn configure(cfg: &mut web::ServiceConfig, rate_limit: &AuthRateLimit) {
     let endpoints = endpoints();
     for path in distinct_paths(&endpoints) {
         let on_path: Vec<&Endpoint> = endpoints.iter().filter(|e| e.path == path).collect();
-        let access = on_path[0].access;
-        let mut resource = web::resource(path).default_service(web::to(method_not_allowed));
+        let mut allowed: Vec<Method> = Vec::new();
+        let mut resource = web::resource(path);
         for endpoint in &on_path {
-            resource = resource.route((endpoint.attach)(web::method(endpoint.method.clone())));
+            let mut methods = vec![endpoint.method.clone()];
+            if endpoint.method == Method::GET {
+                methods.push(Method::HEAD);
+            }
+            for method in methods {
+                let route = (endpoint.attach)(web::method(method.clone()));
+                let route = if endpoint.access == Access::Private {
+                    route.wrap(from_fn(bearer_guard))
+                } else {
+                    route
+                };
+                resource = resource.route(route);
+                allowed.push(method);
+            }
         }
+        let allow = allowed
+            .iter()
+            .map(Method::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let rate_limited = on_path.iter().any(|e| e.access == Access::RateLimited);
         cfg.service(
             resource
-                .wrap(rate_limit.middleware_if(access == Access::RateLimited))
-                .wrap(Condition::new(
-                    access == Access::Private,
-                    from_fn(bearer_guard),
-                )),
+                .default_service(web::to(move || method_not_allowed(allow.clone())))
+                .wrap(rate_limit.middleware_if(rate_limited)),
         );
     }
 }
@@ -131,9 +149,15 @@ fn distinct_paths(endpoints: &[Endpoint]) -> Vec<&'static str> {
     paths
 }
 
-/// 405 for a known route with the wrong method.
-pub async fn method_not_allowed() -> Result<HttpResponse, AppError> {
-    Err(AppError::MethodNotAllowed)
+/// 405 for a known route with the wrong method, naming the allowed ones.
+pub async fn method_not_allowed(allow: String) -> HttpResponse {
+    let mut response = AppError::MethodNotAllowed.error_response();
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&allow) {
+        response
+            .headers_mut()
+            .insert(actix_web::http::header::ALLOW, value);
+    }
+    response
 }
 
 /// 404 for anything unrouted.

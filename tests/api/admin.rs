@@ -130,6 +130,8 @@ async fn a_bad_limit_or_cursor_is_422_naming_the_field() {
         ("limit=abc", "limit"),
         ("after=not-a-cursor", "after"),
         ("after=bm9wZQ", "after"),
+        ("after=", "after"),
+        ("limit=%2B5", "limit"),
     ] {
         let reply = app
             .get(&format!("/api/admin/users?{query}"), Some(&token))

@@ -98,6 +98,71 @@ async fn unknown_routes_are_404_and_wrong_methods_405() {
     assert_eq!(wrong_method.status, 405);
     assert_eq!(wrong_method.error(), "method_not_allowed");
     assert_eq!(delete_health.status, 405);
+    assert_eq!(delete_health.header("allow"), "GET, HEAD");
+    assert_eq!(wrong_method.header("allow"), "POST");
+}
+
+#[actix_web::test]
+async fn a_wrong_method_on_a_private_route_is_405_with_or_without_a_token() {
+    let app = spawn_app().await;
+
+    let without = app.send(app.client.put(app.url("/api/me"))).await;
+    let on_sessions = app.send(app.client.post(app.url("/api/sessions"))).await;
+
+    assert_eq!(without.status, 405, "{}", without.text);
+    assert_eq!(without.error(), "method_not_allowed");
+    assert_eq!(without.header("allow"), "GET, HEAD, DELETE");
+    assert_eq!(on_sessions.status, 405);
+}
+
+#[actix_web::test]
+async fn get_routes_answer_head() {
+    let app = spawn_app().await;
+
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/.well-known/jwks.json",
+        "/openapi.json",
+        "/metrics",
+    ] {
+        let reply = app.send(app.client.head(app.url(path))).await;
+        assert_eq!(reply.status, 200, "{path}");
+    }
+    assert_eq!(
+        app.send(app.client.head(app.url("/api/me"))).await.status,
+        401
+    );
+}
+
+#[actix_web::test]
+async fn json_look_alike_media_types_are_415() {
+    let app = spawn_app().await;
+    for content_type in [
+        "text/json",
+        "application/vnd.api+json",
+        "application/x-www-form-urlencoded",
+    ] {
+        let reply = app
+            .send(
+                app.client
+                    .post(app.url("/auth/token"))
+                    .header("content-type", content_type)
+                    .body(r#"{"username":"a","password":"b"}"#),
+            )
+            .await;
+        assert_eq!(reply.status, 415, "{content_type}");
+        assert_eq!(reply.error(), "unsupported_media_type");
+    }
+    let with_charset = app
+        .send(
+            app.client
+                .post(app.url("/auth/token"))
+                .header("content-type", "application/json; charset=utf-8")
+                .body(r#"{"username":"a","password":"b"}"#),
+        )
+        .await;
+    assert_eq!(with_charset.status, 401);
 }
 
 #[actix_web::test]

@@ -4,10 +4,10 @@ use crate::helpers::spawn_app_with;
 
 #[actix_web::test]
 async fn the_rate_limit_gives_429_after_n_attempts_and_recovers() {
-    // 60 per minute = one more attempt every second once the burst is spent.
-    let app = spawn_app_with(&[("AUTH_RATE_LIMIT_PER_MINUTE", "60")]).await;
+    // 20 per minute: a burst of 20, then one more attempt every 3 s.
+    let app = spawn_app_with(&[("AUTH_RATE_LIMIT_PER_MINUTE", "20")]).await;
     let mut statuses = Vec::new();
-    for i in 0..61 {
+    for i in 0..21 {
         // Registration and login share the quota.
         let reply = if i % 2 == 0 {
             app.login("nobody", "wrong password").await
@@ -16,18 +16,20 @@ async fn the_rate_limit_gives_429_after_n_attempts_and_recovers() {
         };
         statuses.push(reply.status);
     }
-    assert!(statuses[..60].iter().all(|s| *s != 429), "{statuses:?}");
-    assert_eq!(statuses[60], 429);
+    assert!(statuses[..20].iter().all(|s| *s != 429), "{statuses:?}");
+    assert_eq!(statuses[20], 429, "{statuses:?}");
     let limited = app.login("nobody", "wrong password").await;
     assert_eq!(limited.status, 429);
     assert_eq!(limited.error(), "rate_limited");
+    assert!(!limited.header("x-request-id").is_empty());
     let retry_after: u64 = limited.header("retry-after").parse().unwrap();
-    assert!((1..=2).contains(&retry_after), "{retry_after}");
+    assert!((1..=3).contains(&retry_after), "{retry_after}");
 
-    // Refresh and the private API are not limited.
+    // Refresh, logout and the private API are not limited.
     assert_eq!(app.refresh("whatever").await.status, 401);
+    assert_eq!(app.logout("whatever").await.status, 204);
 
-    tokio::time::sleep(std::time::Duration::from_millis(1100 * retry_after)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1000 * retry_after + 100)).await;
     assert_eq!(app.login("nobody", "wrong password").await.status, 401);
 }
 
@@ -92,6 +94,25 @@ async fn a_cors_preflight_to_a_private_route_is_answered_without_a_token() {
         simple.header("access-control-allow-origin"),
         "https://app.example.com"
     );
+}
+
+#[actix_web::test]
+async fn a_refused_cors_preflight_is_still_a_json_envelope() {
+    let app = spawn_app_with(&[("CORS_ALLOWED_ORIGINS", "https://app.example.com")]).await;
+
+    let reply = app
+        .send(
+            app.client
+                .request(reqwest::Method::OPTIONS, app.url("/api/me"))
+                .header("origin", "https://app.example.com")
+                .header("access-control-request-method", "PUT"),
+        )
+        .await;
+
+    assert_eq!(reply.status, 400, "{}", reply.text);
+    assert_eq!(reply.error(), "invalid_request");
+    assert!(reply.body["message"].is_string());
+    assert!(!reply.header("x-request-id").is_empty());
 }
 
 #[actix_web::test]
