@@ -16,7 +16,7 @@ use crate::access_log::access_log;
 use crate::auth::keys::KeySet;
 use crate::auth::password::DummyHash;
 use crate::auth::tokens::TokenService;
-use crate::blocking::CpuSlots;
+use crate::blocking::CpuPool;
 use crate::config::Settings;
 use crate::db;
 use crate::envelope::ensure_json_errors;
@@ -95,6 +95,8 @@ impl Application {
         }
 
         let dummy_hash = DummyHash::warm_up(settings.bcrypt_cost);
+        let cpu = CpuPool::per_core()
+            .map_err(|err| StartupError(format!("cannot start the CPU pool: {err}")))?;
         let metrics =
             Metrics::new().map_err(|err| StartupError(format!("metrics registry: {err}")))?;
         let listener = TcpListener::bind(settings.bind_addr).map_err(|err| {
@@ -131,7 +133,7 @@ impl Application {
             tokens,
             dummy_hash,
             metrics,
-            cpu: CpuSlots::per_core(),
+            cpu,
         });
         let server = HttpServer::new(move || {
             App::new()

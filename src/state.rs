@@ -3,7 +3,7 @@
 use crate::auth::password::DummyHash;
 use crate::auth::refresh::SessionPolicy;
 use crate::auth::tokens::TokenService;
-use crate::blocking::CpuSlots;
+use crate::blocking::CpuPool;
 use crate::config::Settings;
 use crate::db::DbPool;
 use crate::metrics::Metrics;
@@ -20,8 +20,8 @@ pub struct AppState {
     pub dummy_hash: DummyHash,
     /// Domain counters.
     pub metrics: Metrics,
-    /// Concurrency limit for bcrypt and signing.
-    pub cpu: CpuSlots,
+    /// Low-priority threads for bcrypt and signing.
+    pub cpu: CpuPool,
 }
 
 impl AppState {
