@@ -1,7 +1,5 @@
 //! Password change and account deletion.
 
-use serde_json::json;
-
 use crate::helpers::spawn_app;
 
 #[actix_web::test]
@@ -11,14 +9,7 @@ async fn a_password_change_keeps_this_session_and_kills_the_others() {
     let laptop = app.login("alice", "correct horse").await;
 
     let reply = app
-        .send(
-            app.client
-                .post(app.url("/api/me/password"))
-                .bearer_auth(&phone.access_token)
-                .json(
-                    &json!({"current_password": "correct horse", "new_password": "battery staple"}),
-                ),
-        )
+        .change_password(&phone.access_token, "correct horse", "battery staple")
         .await;
 
     assert_eq!(reply.status, 204, "{}", reply.text);
@@ -34,14 +25,7 @@ async fn a_wrong_current_password_is_401_and_changes_nothing() {
     let phone = app.signed_up("alice", "correct horse").await;
 
     let reply = app
-        .send(
-            app.client
-                .post(app.url("/api/me/password"))
-                .bearer_auth(&phone.access_token)
-                .json(
-                    &json!({"current_password": "wrong horse", "new_password": "battery staple"}),
-                ),
-        )
+        .change_password(&phone.access_token, "wrong horse", "battery staple")
         .await;
 
     assert_eq!(reply.status, 401);
@@ -56,14 +40,10 @@ async fn an_invalid_new_password_is_422_on_new_password() {
 
     for bad in ["short", &"x".repeat(73), "nul\u{0}password"] {
         let reply = app
-            .send(
-                app.client
-                    .post(app.url("/api/me/password"))
-                    .bearer_auth(&phone.access_token)
-                    .json(&json!({"current_password": "correct horse", "new_password": bad})),
-            )
+            .change_password(&phone.access_token, "correct horse", bad)
             .await;
         assert_eq!(reply.status, 422, "{}", reply.text);
+        assert_eq!(reply.error(), "validation_failed");
         assert!(reply.body["fields"]["new_password"].is_string());
     }
     assert_eq!(app.login("alice", "correct horse").await.status, 200);
@@ -76,12 +56,7 @@ async fn deleting_the_account_kills_its_refresh_tokens_and_its_name_is_free() {
     let laptop = app.login("alice", "correct horse").await;
 
     let reply = app
-        .send(
-            app.client
-                .delete(app.url("/api/me"))
-                .bearer_auth(&phone.access_token)
-                .json(&json!({"password": "correct horse"})),
-        )
+        .delete_account(&phone.access_token, "correct horse")
         .await;
 
     assert_eq!(reply.status, 204, "{}", reply.text);
@@ -101,31 +76,14 @@ async fn deleting_the_account_kills_its_refresh_tokens_and_its_name_is_free() {
 async fn a_deleted_accounts_still_valid_token_gets_404_on_account_routes() {
     let app = spawn_app().await;
     let phone = app.signed_up("alice", "correct horse").await;
-    app.send(
-        app.client
-            .delete(app.url("/api/me"))
-            .bearer_auth(&phone.access_token)
-            .json(&json!({"password": "correct horse"})),
-    )
-    .await;
+    app.delete_account(&phone.access_token, "correct horse")
+        .await;
 
     let again = app
-        .send(
-            app.client
-                .delete(app.url("/api/me"))
-                .bearer_auth(&phone.access_token)
-                .json(&json!({"password": "correct horse"})),
-        )
+        .delete_account(&phone.access_token, "correct horse")
         .await;
     let password = app
-        .send(
-            app.client
-                .post(app.url("/api/me/password"))
-                .bearer_auth(&phone.access_token)
-                .json(
-                    &json!({"current_password": "correct horse", "new_password": "battery staple"}),
-                ),
-        )
+        .change_password(&phone.access_token, "correct horse", "battery staple")
         .await;
 
     assert_eq!(again.status, 404);
@@ -139,14 +97,7 @@ async fn deleting_with_a_wrong_password_is_401_and_keeps_the_account() {
     let app = spawn_app().await;
     let phone = app.signed_up("alice", "correct horse").await;
 
-    let reply = app
-        .send(
-            app.client
-                .delete(app.url("/api/me"))
-                .bearer_auth(&phone.access_token)
-                .json(&json!({"password": "wrong horse"})),
-        )
-        .await;
+    let reply = app.delete_account(&phone.access_token, "wrong horse").await;
 
     assert_eq!(reply.status, 401);
     assert_eq!(reply.error(), "invalid_credentials");

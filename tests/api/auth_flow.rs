@@ -202,13 +202,7 @@ async fn a_retry_after_the_grace_window_is_reuse() {
     let user = app.signed_up("alice", "correct horse").await;
     let next = app.refresh(&user.refresh_token).await.str("refresh_token");
     // Age the spend past the 10 s grace instead of sleeping.
-    {
-        use diesel::prelude::*;
-        let mut conn = app.db.connect();
-        diesel::sql_query("UPDATE refresh_tokens SET spent_at = spent_at - interval '11 seconds'")
-            .execute(&mut conn)
-            .unwrap();
-    }
+    app.sql("UPDATE refresh_tokens SET spent_at = spent_at - interval '11 seconds'");
 
     assert_eq!(app.refresh(&user.refresh_token).await.status, 401);
     assert_eq!(app.refresh(&next).await.status, 401);
@@ -218,13 +212,7 @@ async fn a_retry_after_the_grace_window_is_reuse() {
 async fn refresh_moves_the_session_expiry_forward() {
     let app = spawn_app().await;
     let user = app.signed_up("alice", "correct horse").await;
-    {
-        use diesel::prelude::*;
-        let mut conn = app.db.connect();
-        diesel::sql_query("UPDATE sessions SET expires_at = now() + interval '1 hour'")
-            .execute(&mut conn)
-            .unwrap();
-    }
+    app.sql("UPDATE sessions SET expires_at = now() + interval '1 hour'");
 
     let reply = app.refresh(&user.refresh_token).await;
 
@@ -236,13 +224,7 @@ async fn refresh_moves_the_session_expiry_forward() {
 async fn an_expired_session_cannot_refresh() {
     let app = spawn_app().await;
     let user = app.signed_up("alice", "correct horse").await;
-    {
-        use diesel::prelude::*;
-        let mut conn = app.db.connect();
-        diesel::sql_query("UPDATE sessions SET expires_at = now() - interval '1 second'")
-            .execute(&mut conn)
-            .unwrap();
-    }
+    app.sql("UPDATE sessions SET expires_at = now() - interval '1 second'");
 
     let reply = app.refresh(&user.refresh_token).await;
 

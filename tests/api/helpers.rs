@@ -210,6 +210,62 @@ impl TestApp {
         self.get("/api/me", Some(access_token)).await
     }
 
+    /// `GET /api/sessions`.
+    pub async fn sessions(&self, access_token: &str) -> Reply {
+        self.get("/api/sessions", Some(access_token)).await
+    }
+
+    /// `DELETE /api/sessions/{id}`.
+    pub async fn revoke_session(&self, access_token: &str, session_id: &str) -> Reply {
+        self.send(
+            self.client
+                .delete(self.url(&format!("/api/sessions/{session_id}")))
+                .bearer_auth(access_token),
+        )
+        .await
+    }
+
+    /// `DELETE /api/sessions`.
+    pub async fn revoke_all_sessions(&self, access_token: &str) -> Reply {
+        self.send(
+            self.client
+                .delete(self.url("/api/sessions"))
+                .bearer_auth(access_token),
+        )
+        .await
+    }
+
+    /// `POST /api/me/password`.
+    pub async fn change_password(&self, access_token: &str, current: &str, new: &str) -> Reply {
+        self.send(
+            self.client
+                .post(self.url("/api/me/password"))
+                .bearer_auth(access_token)
+                .json(&json!({"current_password": current, "new_password": new})),
+        )
+        .await
+    }
+
+    /// `DELETE /api/me`.
+    pub async fn delete_account(&self, access_token: &str, password: &str) -> Reply {
+        self.send(
+            self.client
+                .delete(self.url("/api/me"))
+                .bearer_auth(access_token)
+                .json(&json!({"password": password})),
+        )
+        .await
+    }
+
+    /// Runs one SQL statement on the test database (to age rows, say).
+    pub fn sql(&self, statement: &str) {
+        use diesel::RunQueryDsl;
+        let mut conn = self.db.connect();
+        diesel::sql_query(statement)
+            .execute(&mut conn)
+            .expect("test SQL");
+    }
+
     /// Registers and logs in a user, asserting both succeed.
     pub async fn signed_up(&self, username: &str, password: &str) -> LoggedIn {
         let registered = self.register(username, password).await;

@@ -15,7 +15,7 @@ async fn two_logins_show_two_sessions_and_exactly_one_is_current() {
         )
         .await;
 
-    let reply = app.get("/api/sessions", Some(&phone.access_token)).await;
+    let reply = app.sessions(&phone.access_token).await;
 
     assert_eq!(reply.status, 200, "{}", reply.text);
     let sessions = reply.body["sessions"].as_array().unwrap();
@@ -40,13 +40,7 @@ async fn revoking_one_session_leaves_the_other_working() {
     let laptop = app.login("alice", "correct horse").await;
     let laptop_sid = app.me(&laptop.str("access_token")).await.str("session_id");
 
-    let reply = app
-        .send(
-            app.client
-                .delete(app.url(&format!("/api/sessions/{laptop_sid}")))
-                .bearer_auth(&phone.access_token),
-        )
-        .await;
+    let reply = app.revoke_session(&phone.access_token, &laptop_sid).await;
 
     assert_eq!(reply.status, 204, "{}", reply.text);
     assert_eq!(
@@ -54,7 +48,7 @@ async fn revoking_one_session_leaves_the_other_working() {
         "invalid_grant"
     );
     assert_eq!(app.refresh(&phone.refresh_token).await.status, 200);
-    let listed = app.get("/api/sessions", Some(&phone.access_token)).await;
+    let listed = app.sessions(&phone.access_token).await;
     assert_eq!(listed.body["sessions"].as_array().unwrap().len(), 1);
 }
 
@@ -71,13 +65,7 @@ async fn foreign_unknown_and_malformed_session_ids_are_all_404() {
         "not-a-uuid",
         "%00",
     ] {
-        let reply = app
-            .send(
-                app.client
-                    .delete(app.url(&format!("/api/sessions/{id}")))
-                    .bearer_auth(&alice.access_token),
-            )
-            .await;
+        let reply = app.revoke_session(&alice.access_token, id).await;
         assert_eq!(reply.status, 404, "{id}: {}", reply.text);
         assert_eq!(reply.error(), "not_found");
     }
@@ -90,18 +78,12 @@ async fn deleting_all_sessions_logs_out_everywhere() {
     let phone = app.signed_up("alice", "correct horse").await;
     let laptop = app.login("alice", "correct horse").await;
 
-    let reply = app
-        .send(
-            app.client
-                .delete(app.url("/api/sessions"))
-                .bearer_auth(&phone.access_token),
-        )
-        .await;
+    let reply = app.revoke_all_sessions(&phone.access_token).await;
 
     assert_eq!(reply.status, 204);
     assert_eq!(app.refresh(&phone.refresh_token).await.status, 401);
     assert_eq!(app.refresh(&laptop.str("refresh_token")).await.status, 401);
-    let listed = app.get("/api/sessions", Some(&phone.access_token)).await;
+    let listed = app.sessions(&phone.access_token).await;
     assert_eq!(listed.body["sessions"], serde_json::json!([]));
 }
 
@@ -109,18 +91,12 @@ async fn deleting_all_sessions_logs_out_everywhere() {
 async fn refresh_updates_last_used_at() {
     let app = spawn_app().await;
     let phone = app.signed_up("alice", "correct horse").await;
-    {
-        use diesel::prelude::*;
-        let mut conn = app.db.connect();
-        diesel::sql_query("UPDATE sessions SET last_used_at = now() - interval '1 day'")
-            .execute(&mut conn)
-            .unwrap();
-    }
-    let before = app.get("/api/sessions", Some(&phone.access_token)).await;
+    app.sql("UPDATE sessions SET last_used_at = now() - interval '1 day'");
+    let before = app.sessions(&phone.access_token).await;
 
     app.refresh(&phone.refresh_token).await;
 
-    let after = app.get("/api/sessions", Some(&phone.access_token)).await;
+    let after = app.sessions(&phone.access_token).await;
     let t = |r: &crate::helpers::Reply| {
         chrono::DateTime::parse_from_rfc3339(
             r.body["sessions"][0]["last_used_at"].as_str().unwrap(),
