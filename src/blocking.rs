@@ -3,7 +3,7 @@
 use actix_web::web;
 use diesel::pg::PgConnection;
 use std::panic::AssertUnwindSafe;
-use std::sync::mpsc::{channel, Sender};
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
@@ -37,9 +37,11 @@ where
 /// while the async workers, which answer the cheap token-checked routes,
 /// still win the CPU whenever they have work. Without this, dozens of
 /// `web::block` threads each burning bcrypt would share two cores evenly
-/// with the workers. Queued jobs wait in the channel, not on a thread.
+/// with the workers. Queued jobs wait in a bounded channel, not on a
+/// thread; when it is full the answer is 503 with `Retry-After`, and a job
+/// whose client has gone away is skipped.
 pub struct CpuPool {
-    jobs: Sender<Job>,
+    jobs: SyncSender<Job>,
 }
 
 /// A unit of work for the pool.
@@ -49,20 +51,21 @@ type Job = Box<dyn FnOnce() + Send>;
 const CPU_POOL_NICE: i32 = 10;
 
 impl CpuPool {
-    /// Starts one worker thread per available core.
-    pub fn per_core() -> std::io::Result<Self> {
+    /// Starts one worker thread per available core, named `tessera-{name}-N`,
+    /// queueing at most `queue_per_core` jobs per core.
+    pub fn per_core(name: &str, queue_per_core: usize) -> std::io::Result<Self> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Self::new(cores)
+        Self::new(name, cores, cores * queue_per_core)
     }
 
-    /// Starts `threads` worker threads.
-    pub fn new(threads: usize) -> std::io::Result<Self> {
-        let (jobs, queue) = channel::<Job>();
+    /// Starts `threads` worker threads with room for `queue` waiting jobs.
+    pub fn new(name: &str, threads: usize, queue: usize) -> std::io::Result<Self> {
+        let (jobs, queue) = sync_channel::<Job>(queue);
         let queue = Arc::new(Mutex::new(queue));
         for index in 0..threads.max(1) {
             let queue = Arc::clone(&queue);
             std::thread::Builder::new()
-                .name(format!("tessera-cpu-{index}"))
+                .name(format!("tessera-{name}-{index}"))
                 .spawn(move || {
                     lower_current_thread_priority(CPU_POOL_NICE);
                     loop {
@@ -88,11 +91,16 @@ impl CpuPool {
         T: Send + 'static,
     {
         let (reply, result) = oneshot::channel();
-        self.jobs
-            .send(Box::new(move || {
+        let job: Job = Box::new(move || {
+            // The request was dropped (client gone): skip the work.
+            if !reply.is_closed() {
                 let _ = reply.send(f());
-            }))
-            .map_err(|_| AppError::internal("CPU pool has stopped"))?;
+            }
+        });
+        self.jobs.try_send(job).map_err(|err| match err {
+            TrySendError::Full(_) => AppError::Unavailable("CPU queue full".into()),
+            TrySendError::Disconnected(_) => AppError::internal("CPU pool has stopped"),
+        })?;
         result
             .await
             .map_err(|_| AppError::internal("CPU job failed"))
@@ -121,10 +129,32 @@ mod tests {
 
     #[actix_web::test]
     async fn jobs_run_and_a_panicking_job_does_not_kill_the_pool() {
-        let pool = CpuPool::new(1).unwrap();
+        let pool = CpuPool::new("test", 1, 4).unwrap();
         assert_eq!(pool.run(|| 2 + 2).await.unwrap(), 4);
         let failed = pool.run(|| -> u32 { panic!("boom") }).await;
         assert!(failed.is_err());
         assert_eq!(pool.run(|| "still here").await.unwrap(), "still here");
+    }
+
+    #[actix_web::test]
+    async fn a_full_queue_answers_unavailable() {
+        let pool = CpuPool::new("test", 1, 1).unwrap();
+        let (started_tx, started) = std::sync::mpsc::channel::<()>();
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        let mut busy = Box::pin(pool.run(move || {
+            let _ = started_tx.send(());
+            gate.recv().ok()
+        }));
+        assert!(futures_util::poll!(busy.as_mut()).is_pending());
+        started.recv().unwrap(); // the only thread is now busy
+        let mut queued = Box::pin(pool.run(|| ()));
+        assert!(futures_util::poll!(queued.as_mut()).is_pending()); // fills the queue
+
+        let rejected = pool.run(|| ()).await;
+
+        assert!(matches!(rejected, Err(AppError::Unavailable(_))));
+        release.send(()).unwrap();
+        assert!(busy.await.is_ok());
+        assert!(queued.await.is_ok());
     }
 }

@@ -19,7 +19,8 @@ pub struct ConfigError {
 }
 
 /// Everything the service reads from its environment (SPEC §3).
-#[derive(Debug, Clone)]
+/// `Debug` prints the database URL without its password.
+#[derive(Clone)]
 pub struct Settings {
     /// PostgreSQL connection URL.
     pub database_url: String,
@@ -57,6 +58,18 @@ pub struct Settings {
     pub cors_allowed_origins: Vec<String>,
     /// env_logger filter, validated.
     pub rust_log: String,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("database_url", &crate::db::redact(&self.database_url))
+            .field("bind_addr", &self.bind_addr)
+            .field("jwt_private_key_path", &self.jwt_private_key_path)
+            .field("jwt_issuer", &self.jwt_issuer)
+            .field("jwt_audience", &self.jwt_audience)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where the development key lives when `JWT_PRIVATE_KEY_PATH` is unset.

@@ -236,6 +236,24 @@ impl From<diesel::result::Error> for AppError {
     }
 }
 
+/// Maps a unique violation of `constraint` to `instead`; anything else
+/// converts as usual. This is what makes a registration race a clean 409.
+pub fn on_unique_violation(
+    err: diesel::result::Error,
+    constraint: &str,
+    instead: AppError,
+) -> AppError {
+    use diesel::result::{DatabaseErrorKind, Error};
+    match err {
+        Error::DatabaseError(DatabaseErrorKind::UniqueViolation, ref info)
+            if info.constraint_name() == Some(constraint) =>
+        {
+            instead
+        }
+        other => other.into(),
+    }
+}
+
 /// Rewrites actix's JSON extractor failures into the envelope.
 pub fn json_error_handler(
     err: actix_web::error::JsonPayloadError,

@@ -1,6 +1,7 @@
 //! tessera: a JWT authentication microservice.
 
 pub mod access_log;
+pub mod accounts;
 pub mod auth;
 pub mod blocking;
 pub mod cli;

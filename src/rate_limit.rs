@@ -13,11 +13,12 @@ use actix_web::http::Method;
 use actix_web::middleware::Condition;
 use actix_web::{HttpResponse, HttpResponseBuilder, ResponseError};
 
-use crate::client::service_request_ip;
+use crate::client::{rate_limit_key, service_request_ip};
 use crate::error::AppError;
 use crate::metrics::Metrics;
 
-/// Keys requests by client IP (from `X-Forwarded-For` only when trusted).
+/// Keys requests by client IP (from `X-Forwarded-For` only when trusted;
+/// IPv6 by /64).
 #[derive(Clone)]
 pub struct ClientIpKey {
     trust_forwarded_for: bool,
@@ -29,7 +30,7 @@ impl KeyExtractor for ClientIpKey {
     type KeyExtractionError = AppError;
 
     fn extract(&self, req: &ServiceRequest) -> Result<Self::Key, Self::KeyExtractionError> {
-        Ok(service_request_ip(req, self.trust_forwarded_for))
+        Ok(service_request_ip(req, self.trust_forwarded_for).map(rate_limit_key))
     }
 
     fn exceed_rate_limit_response(

@@ -14,7 +14,7 @@ use actix_web_prom::PrometheusMetricsBuilder;
 
 use crate::access_log::access_log;
 use crate::auth::keys::KeySet;
-use crate::auth::password::DummyHash;
+use crate::auth::password::Passwords;
 use crate::auth::tokens::TokenService;
 use crate::blocking::CpuPool;
 use crate::config::Settings;
@@ -94,9 +94,14 @@ impl Application {
             log::info!("applied {applied} migration(s)");
         }
 
-        let dummy_hash = DummyHash::warm_up(settings.bcrypt_cost);
-        let cpu = CpuPool::per_core()
-            .map_err(|err| StartupError(format!("cannot start the CPU pool: {err}")))?;
+        let start_pool = |name: &str, queue_per_core: usize| {
+            CpuPool::per_core(name, queue_per_core)
+                .map_err(|err| StartupError(format!("cannot start the {name} threads: {err}")))
+        };
+        // About 8 s of queued bcrypt work per core at cost 12; beyond that a
+        // login is better answered 503 than left waiting.
+        let passwords = Passwords::new(start_pool("bcrypt", 32)?, settings.bcrypt_cost);
+        let signing = start_pool("signing", 256)?;
         let metrics =
             Metrics::new().map_err(|err| StartupError(format!("metrics registry: {err}")))?;
         let listener = TcpListener::bind(settings.bind_addr).map_err(|err| {
@@ -131,9 +136,9 @@ impl Application {
             settings,
             pool,
             tokens,
-            dummy_hash,
             metrics,
-            cpu,
+            passwords,
+            signing,
         });
         let server = HttpServer::new(move || {
             App::new()

@@ -1,6 +1,6 @@
 //! What every handler shares: settings, pool, token service, metrics.
 
-use crate::auth::password::DummyHash;
+use crate::auth::password::Passwords;
 use crate::auth::refresh::SessionPolicy;
 use crate::auth::tokens::TokenService;
 use crate::blocking::CpuPool;
@@ -16,12 +16,13 @@ pub struct AppState {
     pub pool: DbPool,
     /// Issues and verifies access tokens.
     pub tokens: TokenService,
-    /// bcrypt hash verified against for unknown usernames.
-    pub dummy_hash: DummyHash,
     /// Domain counters.
     pub metrics: Metrics,
-    /// Low-priority threads for bcrypt and signing.
-    pub cpu: CpuPool,
+    /// bcrypt hashing and verification on its own low-priority threads.
+    pub passwords: Passwords,
+    /// Low-priority threads for RSA signing, apart from bcrypt so token
+    /// refreshes never queue behind a login storm.
+    pub signing: CpuPool,
 }
 
 impl AppState {

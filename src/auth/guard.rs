@@ -8,7 +8,6 @@ use std::sync::Arc;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderValue, AUTHORIZATION};
-use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::{web, Error, FromRequest, HttpMessage, HttpRequest};
 use actix_web_httpauth::extractors::bearer::BearerAuth;
@@ -20,8 +19,10 @@ use crate::state::AppState;
 /// The guard of the private API, as middleware: actix-web-httpauth extracts
 /// the bearer credentials, [`TokenService::verify`] validates them. No token
 /// is 401 `missing_token`, a bad one 401 `invalid_token`; a good one leaves
-/// an [`AuthenticatedUser`] in the request. CORS preflights pass untouched.
-/// No database query is made.
+/// an [`AuthenticatedUser`] in the request. No database query is made.
+///
+/// It wraps each private route (one method each), so CORS preflights
+/// (`OPTIONS`, answered by actix-cors further out) never reach it.
 ///
 /// The refusal is answered here as a response (not an `Err`), so outer
 /// middleware still stamps `x-request-id` on it.
@@ -31,12 +32,6 @@ pub async fn bearer_guard(
     mut req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
-    if req.method() == Method::OPTIONS {
-        return next
-            .call(req)
-            .await
-            .map(ServiceResponse::map_into_left_body);
-    }
     normalize_bearer_scheme(&mut req);
     let credentials = req.extract::<BearerAuth>().await.ok();
     match authenticate(&req, credentials) {

@@ -3,10 +3,65 @@
 
 use std::sync::{Arc, OnceLock};
 
+use crate::blocking::CpuPool;
 use crate::domain::Password;
+use crate::error::{AppError, AppResult};
 
-/// Hashes a validated password at the given cost. CPU-heavy: call it
-/// through `blocking::run_cpu`.
+/// bcrypt on its own low-priority threads, at the configured cost, with the
+/// dummy hash for unknown users. The one way handlers touch passwords.
+pub struct Passwords {
+    pool: CpuPool,
+    cost: u32,
+    dummy: DummyHash,
+}
+
+impl Passwords {
+    /// Uses `pool` for every hash and verify at `cost`.
+    pub fn new(pool: CpuPool, cost: u32) -> Self {
+        Self {
+            pool,
+            cost,
+            dummy: DummyHash::warm_up(cost),
+        }
+    }
+
+    /// Hashes a validated password.
+    pub async fn hash(&self, password: Password) -> AppResult<String> {
+        let cost = self.cost;
+        self.pool
+            .run(move || hash(&password, cost))
+            .await?
+            .map_err(AppError::internal)
+    }
+
+    /// Checks a candidate against a stored hash, or against the dummy hash
+    /// when there is no account, so both take one bcrypt run.
+    pub async fn verify(&self, candidate: String, stored: Option<String>) -> AppResult<bool> {
+        let dummy = self.dummy.clone();
+        self.pool
+            .run(move || match stored {
+                Some(hash) => verify(&candidate, &hash),
+                None => {
+                    verify(&candidate, dummy.get());
+                    false
+                }
+            })
+            .await
+    }
+
+    /// Whether a stored hash was made at another cost than the configured
+    /// one (so a successful login should rehash it: otherwise timing would
+    /// tell old accounts from unknown users after a cost change).
+    pub fn needs_rehash(&self, stored: &str) -> bool {
+        stored
+            .split('$')
+            .nth(2)
+            .and_then(|cost| cost.parse::<u32>().ok())
+            .is_some_and(|cost| cost != self.cost)
+    }
+}
+
+/// Hashes a validated password at the given cost (CPU-heavy).
 pub fn hash(password: &Password, cost: u32) -> Result<String, bcrypt::BcryptError> {
     bcrypt::hash(password.expose(), cost)
 }
@@ -70,6 +125,16 @@ mod tests {
         assert!(verify("correct horse", &stored));
         assert!(!verify("wrong horse", &stored));
         assert!(!verify("correct horse\0", &stored));
+    }
+
+    #[test]
+    fn a_hash_at_another_cost_needs_rehashing() {
+        let passwords = Passwords::new(CpuPool::new("test", 1, 1).unwrap(), 5);
+        let at_4 = hash(&Password::parse("password1").unwrap(), 4).unwrap();
+        let at_5 = hash(&Password::parse("password1").unwrap(), 5).unwrap();
+        assert!(passwords.needs_rehash(&at_4));
+        assert!(!passwords.needs_rehash(&at_5));
+        assert!(!passwords.needs_rehash("garbage"));
     }
 
     #[test]

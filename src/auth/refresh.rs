@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use crate::db::models::{NewRefreshToken, NewSession, Session, User};
 use crate::db::{refresh_tokens, sessions, users};
+use crate::error::AppError;
 
 /// Bytes of secret in a refresh token (256 bits).
 const TOKEN_BYTES: usize = 32;
@@ -33,13 +34,9 @@ impl std::fmt::Debug for RefreshToken {
 }
 
 impl RefreshToken {
-    /// A new random token.
+    /// A new random token (rand's thread-local CSPRNG, seeded by the OS).
     pub fn generate() -> Self {
-        let mut bytes = [0u8; TOKEN_BYTES];
-        // aws-lc's CSPRNG; failure here means the OS RNG is broken.
-        if aws_lc_rs::rand::fill(&mut bytes).is_err() {
-            bytes = rand::random();
-        }
+        let bytes: [u8; TOKEN_BYTES] = rand::random();
         Self(URL_SAFE_NO_PAD.encode(bytes))
     }
 
@@ -61,8 +58,7 @@ impl RefreshToken {
     /// Seals `successor` so only the holder of `self` can open it.
     fn seal(&self, successor: &RefreshToken) -> Option<Vec<u8>> {
         let key = self.sealing_key()?;
-        let mut nonce_bytes = [0u8; NONCE_LEN];
-        aws_lc_rs::rand::fill(&mut nonce_bytes).ok()?;
+        let nonce_bytes: [u8; NONCE_LEN] = rand::random();
         let mut in_out = successor.0.as_bytes().to_vec();
         key.seal_in_place_append_tag(
             Nonce::assume_unique_for_key(nonce_bytes),
@@ -138,7 +134,12 @@ pub enum RefreshOutcome {
     /// successor its first use returned.
     GraceRetry(Grant),
     /// A spent token outside the grace: the session has been revoked.
-    ReuseDetected,
+    ReuseDetected {
+        /// The revoked session.
+        session_id: Uuid,
+        /// Its owner.
+        user_id: Uuid,
+    },
     /// Unknown, expired or revoked: nothing changed.
     Invalid,
 }
@@ -190,13 +191,37 @@ pub fn start_session(
     })
 }
 
+/// Why a rotation could not complete (never a client's fault).
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    /// The database failed.
+    #[error(transparent)]
+    Database(#[from] diesel::result::Error),
+    /// AES-GCM refused to seal the successor.
+    #[error("sealing the successor refresh token failed")]
+    Sealing,
+}
+
+impl From<RefreshError> for AppError {
+    fn from(err: RefreshError) -> Self {
+        match err {
+            RefreshError::Database(err) => err.into(),
+            RefreshError::Sealing => AppError::internal(err),
+        }
+    }
+}
+
 /// Rotates a refresh token in one transaction that locks the session row,
 /// so concurrent refreshes cannot fork a session.
+///
+/// Only the newest spent token keeps its sealed successor (and only when a
+/// grace window is configured): older ones are wiped at each rotation, so an
+/// old token plus a copy of the database cannot walk the chain forward.
 pub fn rotate(
     conn: &mut PgConnection,
     presented: &RefreshToken,
     policy: SessionPolicy,
-) -> QueryResult<RefreshOutcome> {
+) -> Result<RefreshOutcome, RefreshError> {
     conn.transaction(|conn| {
         let hash = presented.lookup_hash();
         let Some(found) = refresh_tokens::find(conn, &hash)? else {
@@ -219,9 +244,11 @@ pub fn rotate(
         match token.spent_at {
             None => {
                 let successor = RefreshToken::generate();
-                let sealed = presented
-                    .seal(&successor)
-                    .ok_or_else(|| crypto_failure("sealing the successor failed"))?;
+                let sealed = if policy.reuse_grace > Duration::zero() {
+                    Some(presented.seal(&successor).ok_or(RefreshError::Sealing)?)
+                } else {
+                    None
+                };
                 refresh_tokens::insert(
                     conn,
                     &NewRefreshToken {
@@ -230,7 +257,8 @@ pub fn rotate(
                         created_at: now,
                     },
                 )?;
-                refresh_tokens::mark_spent(conn, &hash, now, &sealed)?;
+                refresh_tokens::forget_sealed_successors(conn, session.id)?;
+                refresh_tokens::mark_spent(conn, &hash, now, sealed.as_deref())?;
                 let session = sessions::touch(conn, session.id, now, now + policy.ttl)?;
                 Ok(RefreshOutcome::Rotated(Grant {
                     user,
@@ -250,7 +278,10 @@ pub fn rotate(
                     }));
                 }
                 sessions::revoke(conn, session.id, now)?;
-                Ok(RefreshOutcome::ReuseDetected)
+                Ok(RefreshOutcome::ReuseDetected {
+                    session_id: session.id,
+                    user_id: session.user_id,
+                })
             }
         }
     })
@@ -282,16 +313,12 @@ fn grace_successor(
 }
 
 /// Revokes the session a token belongs to, live or spent; unknown tokens
-/// change nothing. Returns whether a session was revoked now.
-pub fn logout(conn: &mut PgConnection, presented: &RefreshToken) -> QueryResult<bool> {
-    let Some(token) = refresh_tokens::find(conn, &presented.lookup_hash())? else {
-        return Ok(false);
-    };
-    Ok(sessions::revoke(conn, token.session_id, Utc::now())? > 0)
-}
-
-fn crypto_failure(what: &str) -> diesel::result::Error {
-    diesel::result::Error::QueryBuilderError(what.to_owned().into())
+/// change nothing.
+pub fn logout(conn: &mut PgConnection, presented: &RefreshToken) -> QueryResult<()> {
+    if let Some(token) = refresh_tokens::find(conn, &presented.lookup_hash())? {
+        sessions::revoke(conn, token.session_id, Utc::now())?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

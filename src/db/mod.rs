@@ -43,6 +43,11 @@ pub fn build_pool(url: &str, size: u32, timeout: Duration) -> Result<DbPool, DbS
         })
 }
 
+/// A trivial query, for readiness.
+pub fn ping(conn: &mut PgConnection) -> QueryResult<()> {
+    diesel::sql_query("SELECT 1").execute(conn).map(|_| ())
+}
+
 /// Applies every pending embedded migration.
 pub fn run_migrations(conn: &mut PgConnection) -> Result<usize, DbSetupError> {
     conn.run_pending_migrations(MIGRATIONS)

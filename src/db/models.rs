@@ -6,8 +6,8 @@ use uuid::Uuid;
 
 use crate::db::schema::{refresh_tokens, sessions, users};
 
-/// An account.
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+/// An account. `Debug` leaves out the password hash.
+#[derive(Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
 pub struct User {
     /// Primary key; the `sub` of its tokens.
@@ -24,8 +24,18 @@ pub struct User {
     pub updated_at: DateTime<Utc>,
 }
 
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("username", &self.username)
+            .field("roles", &self.roles)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A new account to insert.
-#[derive(Debug, Insertable)]
+#[derive(Insertable)]
 #[diesel(table_name = users)]
 pub struct NewUser<'a> {
     /// Primary key.

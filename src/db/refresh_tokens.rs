@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use uuid::Uuid;
 
 use crate::db::models::{NewRefreshToken, RefreshTokenRow};
 use crate::db::schema::refresh_tokens;
@@ -22,12 +23,12 @@ pub fn find(conn: &mut PgConnection, hash: &[u8]) -> QueryResult<Option<RefreshT
         .optional()
 }
 
-/// Marks a token spent, keeping its sealed successor.
+/// Marks a token spent, keeping its sealed successor (if any).
 pub fn mark_spent(
     conn: &mut PgConnection,
     hash: &[u8],
     now: DateTime<Utc>,
-    sealed_successor: &[u8],
+    sealed_successor: Option<&[u8]>,
 ) -> QueryResult<usize> {
     diesel::update(refresh_tokens::table.find(hash))
         .set((
@@ -35,4 +36,16 @@ pub fn mark_spent(
             refresh_tokens::sealed_successor.eq(sealed_successor),
         ))
         .execute(conn)
+}
+
+/// Wipes every sealed successor of a session: once a newer token is spent,
+/// older ones can no longer be retried, so their blobs only add risk.
+pub fn forget_sealed_successors(conn: &mut PgConnection, session_id: Uuid) -> QueryResult<usize> {
+    diesel::update(
+        refresh_tokens::table
+            .filter(refresh_tokens::session_id.eq(session_id))
+            .filter(refresh_tokens::sealed_successor.is_not_null()),
+    )
+    .set(refresh_tokens::sealed_successor.eq(None::<Vec<u8>>))
+    .execute(conn)
 }

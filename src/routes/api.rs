@@ -2,15 +2,13 @@
 
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
-use diesel::Connection;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::accounts;
 use crate::auth::guard::AuthenticatedUser;
-use crate::auth::password;
 use crate::blocking::run_db;
-use crate::db::models::User;
-use crate::db::{sessions, users};
+use crate::db::sessions;
 use crate::domain::Password;
 use crate::error::ErrorBody;
 use crate::error::{AppError, AppResult};
@@ -190,25 +188,11 @@ pub async fn change_password(
         current_password,
         new_password,
     } = body.into_inner();
-    let account = confirm_password(&state, &user, current_password).await?;
+    let claims = user.claims();
+    accounts::confirm_password(&state, claims.sub, current_password).await?;
     let new_password =
         Password::parse(&new_password).map_err(|reason| AppError::field("new_password", reason))?;
-    let cost = state.settings.bcrypt_cost;
-    let hash = state
-        .cpu
-        .run(move || password::hash(&new_password, cost))
-        .await?
-        .map_err(AppError::internal)?;
-    let keep = user.claims().sid;
-    run_db(&state.pool, move |conn| {
-        conn.transaction(|conn| {
-            if users::set_password_hash(conn, account.id, &hash)? == 0 {
-                return Err(diesel::result::Error::NotFound);
-            }
-            sessions::revoke_all_for_user(conn, account.id, Some(keep), Utc::now())
-        })
-    })
-    .await?;
+    accounts::change_password(&state, claims.sub, claims.sid, new_password).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -234,33 +218,8 @@ pub async fn delete_account(
     user: AuthenticatedUser,
     body: JsonBody<AccountDeletion>,
 ) -> AppResult<HttpResponse> {
-    let account = confirm_password(&state, &user, body.into_inner().password).await?;
-    let deleted = run_db(&state.pool, move |conn| users::delete(conn, account.id)).await?;
-    if deleted == 0 {
-        return Err(AppError::NotFound);
-    }
-    Ok(HttpResponse::NoContent().finish())
-}
-
-/// Loads the caller's account (404 when it was deleted) and checks a
-/// password against it (401 `invalid_credentials` when wrong).
-async fn confirm_password(
-    state: &AppState,
-    user: &AuthenticatedUser,
-    candidate: String,
-) -> AppResult<User> {
     let user_id = user.claims().sub;
-    let account = run_db(&state.pool, move |conn| users::find(conn, user_id))
-        .await?
-        .ok_or(AppError::NotFound)?;
-    let stored_hash = account.password_hash.clone();
-    if state
-        .cpu
-        .run(move || password::verify(&candidate, &stored_hash))
-        .await?
-    {
-        Ok(account)
-    } else {
-        Err(AppError::InvalidCredentials)
-    }
+    accounts::confirm_password(&state, user_id, body.into_inner().password).await?;
+    accounts::delete(&state, user_id).await?;
+    Ok(HttpResponse::NoContent().finish())
 }

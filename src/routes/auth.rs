@@ -3,17 +3,14 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::auth::password;
+use crate::accounts;
 use crate::auth::refresh::{self, Grant, RefreshOutcome, RefreshToken};
 use crate::auth::tokens::Subject;
 use crate::blocking::run_db;
 use crate::client::client_info;
-use crate::db::models::NewUser;
-use crate::db::users;
 use crate::domain::{Password, Username};
 use crate::error::ErrorBody;
 use crate::error::{AppError, AppResult, FieldErrors};
@@ -97,29 +94,7 @@ pub async fn register(
     let (Some(username), Some(password)) = (username, password) else {
         return Err(AppError::Validation(fields));
     };
-    let cost = state.settings.bcrypt_cost;
-    let hash = state
-        .cpu
-        .run(move || password::hash(&password, cost))
-        .await?
-        .map_err(AppError::internal)?;
-    let user = run_db(&state.pool, move |conn| {
-        users::insert(
-            conn,
-            &NewUser {
-                id: Uuid::new_v4(),
-                username: username.as_str(),
-                password_hash: &hash,
-            },
-        )
-        .map_err(|err| match err {
-            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
-                AppError::UsernameTaken
-            }
-            other => other.into(),
-        })
-    })
-    .await?;
+    let user = accounts::register(&state, username, password).await?;
     Ok(HttpResponse::Created().json(RegisteredUser {
         user_id: user.id,
         username: user.username,
@@ -145,42 +120,20 @@ pub async fn issue_token(
     body: JsonBody<Credentials>,
 ) -> AppResult<HttpResponse> {
     let Credentials { username, password } = body.into_inner();
-    // Login checks no formats, but a name that cannot exist (NUL bytes,
-    // 10 KiB) never reaches the database.
-    let user = match Username::parse(&username) {
-        Ok(name) => {
-            run_db(&state.pool, move |conn| {
-                users::find_by_username(conn, name.as_str())
-            })
-            .await?
-        }
-        Err(_) => None,
-    };
-    let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
-    let dummy = state.dummy_hash.clone();
-    let matches = state
-        .cpu
-        .run(move || match stored_hash {
-            Some(hash) => password::verify(&password, &hash),
-            None => password::verify(&password, dummy.get()),
-        })
-        .await?;
-    let user = match (user, matches) {
-        (Some(user), true) => user,
-        _ => {
-            state.metrics.record_login(false);
-            log::debug!("login failed: wrong username or password");
-            return Err(AppError::InvalidCredentials);
+    let user = match accounts::authenticate(&state, &username, password).await {
+        Ok(user) => user,
+        Err(err) => {
+            if matches!(err, AppError::InvalidCredentials) {
+                state.metrics.record_login(false);
+                log::debug!("login failed: wrong username or password");
+            }
+            return Err(err);
         }
     };
     state.metrics.record_login(true);
     let client = client_info(&req, state.settings.trust_forwarded_for);
-    let policy = state.session_policy();
-    let grant = run_db(&state.pool, move |conn| {
-        refresh::start_session(conn, user, &client, policy)
-    })
-    .await?;
-    token_response(&state, grant).await
+    let grant = accounts::start_session(&state, user, client).await?;
+    token_response(&state, grant, true).await
 }
 
 /// `POST /auth/refresh`: rotate the refresh token.
@@ -205,14 +158,19 @@ pub async fn refresh(
     })
     .await?;
     match outcome {
-        RefreshOutcome::Rotated(grant) => token_response(&state, grant).await,
+        RefreshOutcome::Rotated(grant) => token_response(&state, grant, true).await,
         RefreshOutcome::GraceRetry(grant) => {
             state.metrics.record_refresh_reuse("grace");
-            token_response(&state, grant).await
+            token_response(&state, grant, false).await
         }
-        RefreshOutcome::ReuseDetected => {
+        RefreshOutcome::ReuseDetected {
+            session_id,
+            user_id,
+        } => {
             state.metrics.record_refresh_reuse("revoked");
-            log::warn!("refresh token reuse detected: session revoked");
+            log::warn!(
+                "refresh token reuse detected: revoked session {session_id} of user {user_id}"
+            );
             Err(AppError::InvalidGrant)
         }
         RefreshOutcome::Invalid => {
@@ -242,8 +200,13 @@ pub async fn logout(
 }
 
 /// Signs an access token for a grant (off the async workers: RSA signing
-/// costs milliseconds) and writes the token response.
-async fn token_response(state: &web::Data<AppState>, grant: Grant) -> AppResult<HttpResponse> {
+/// costs milliseconds) and writes the token response. `new_refresh_token`
+/// is false for a grace retry, which hands back an existing one.
+async fn token_response(
+    state: &web::Data<AppState>,
+    grant: Grant,
+    new_refresh_token: bool,
+) -> AppResult<HttpResponse> {
     let signer = web::Data::clone(state);
     let Grant {
         user,
@@ -252,7 +215,7 @@ async fn token_response(state: &web::Data<AppState>, grant: Grant) -> AppResult<
     } = grant;
     let user_id = user.id;
     let issued = state
-        .cpu
+        .signing
         .run(move || {
             signer.tokens.issue(&Subject {
                 user_id: user.id,
@@ -263,7 +226,7 @@ async fn token_response(state: &web::Data<AppState>, grant: Grant) -> AppResult<
         })
         .await?
         .map_err(AppError::internal)?;
-    state.metrics.record_tokens_issued(true);
+    state.metrics.record_tokens_issued(new_refresh_token);
     // Every grant has just (re)set the session's expiry to now + TTL.
     let refresh_expires_in = state.settings.refresh_token_ttl_seconds;
     Ok(no_store_json(

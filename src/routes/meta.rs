@@ -1,11 +1,11 @@
 //! Operational endpoints: JWKS, liveness, readiness.
 
 use actix_web::{web, HttpResponse};
-use diesel::prelude::*;
 use serde::Serialize;
 
 use crate::auth::keys::Jwks;
 use crate::blocking::run_db;
+use crate::db;
 use crate::error::ErrorBody;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
@@ -47,9 +47,7 @@ pub async fn healthz() -> HttpResponse {
 )]
 pub async fn readyz(state: web::Data<AppState>) -> AppResult<HttpResponse> {
     run_db(&state.pool, |conn| {
-        diesel::sql_query("SELECT 1")
-            .execute(conn)
-            .map_err(|err| crate::error::AppError::Unavailable(err.to_string()))
+        db::ping(conn).map_err(|err| AppError::Unavailable(err.to_string()))
     })
     .await?;
     Ok(HttpResponse::Ok().json(Status { status: "ready" }))

@@ -310,3 +310,73 @@ async fn refresh_tokens_are_never_stored_raw() {
     assert!(!dump.dump.contains(&user.refresh_token));
     assert!(!dump.dump.contains(&next));
 }
+
+/// How many refresh-token rows of the test database keep a sealed successor.
+fn sealed_successors(app: &crate::helpers::TestApp) -> i64 {
+    use diesel::prelude::*;
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut conn = app.db.connect();
+    diesel::sql_query("SELECT count(*) AS n FROM refresh_tokens WHERE sealed_successor IS NOT NULL")
+        .get_result::<Count>(&mut conn)
+        .unwrap()
+        .n
+}
+
+#[actix_web::test]
+async fn only_the_newest_spent_token_keeps_its_sealed_successor() {
+    let app = spawn_app().await;
+    let user = app.signed_up("alice", "correct horse").await;
+    let mut token = user.refresh_token;
+
+    for _ in 0..3 {
+        token = app.refresh(&token).await.str("refresh_token");
+    }
+
+    assert_eq!(sealed_successors(&app), 1);
+}
+
+#[actix_web::test]
+async fn strict_rotation_keeps_no_sealed_successors() {
+    let app = crate::helpers::spawn_app_with(&[("REFRESH_REUSE_GRACE_SECONDS", "0")]).await;
+    let user = app.signed_up("alice", "correct horse").await;
+
+    let next = app.refresh(&user.refresh_token).await.str("refresh_token");
+    app.refresh(&next).await;
+
+    assert_eq!(sealed_successors(&app), 0);
+}
+
+#[actix_web::test]
+async fn a_login_after_a_cost_change_rehashes_the_password() {
+    let app = crate::helpers::spawn_app_with(&[("BCRYPT_COST", "5")]).await;
+    app.register("alice", "correct horse").await;
+    let cost4 = bcrypt::hash("correct horse", 4).unwrap();
+    app.sql(&format!("UPDATE users SET password_hash = '{cost4}'"));
+
+    assert_eq!(app.login("alice", "correct horse").await.status, 200);
+
+    use diesel::prelude::*;
+    #[derive(QueryableByName)]
+    struct Hash {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        password_hash: String,
+    }
+    let mut rehashed = false;
+    for _ in 0..50 {
+        let mut conn = app.db.connect();
+        let row: Hash = diesel::sql_query("SELECT password_hash FROM users")
+            .get_result(&mut conn)
+            .unwrap();
+        if row.password_hash.starts_with("$2b$05$") {
+            rehashed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(rehashed);
+    assert_eq!(app.login("alice", "correct horse").await.status, 200);
+}
