@@ -257,31 +257,17 @@ pub fn on_unique_violation(
 /// Rewrites actix's JSON extractor failures into the envelope.
 pub fn json_error_handler(
     err: actix_web::error::JsonPayloadError,
-    req: &HttpRequest,
+    _req: &HttpRequest,
 ) -> actix_web::Error {
     use actix_web::error::JsonPayloadError as E;
     let app_error = match &err {
         E::OverflowKnownLength { .. } | E::Overflow { .. } => AppError::PayloadTooLarge,
-        // No body at all is a missing body, not a wrong media type.
-        E::ContentType if has_no_body(req) => {
-            AppError::InvalidRequest("The request needs a JSON body.".into())
-        }
         E::ContentType => AppError::UnsupportedMediaType,
         E::Deserialize(json) => AppError::InvalidRequest(describe_json_error(json)),
         E::Payload(actix_web::error::PayloadError::Overflow) => AppError::PayloadTooLarge,
         _ => AppError::InvalidRequest("The request body could not be read.".into()),
     };
     app_error.into()
-}
-
-/// True when a request carries neither a content type nor a body.
-fn has_no_body(req: &HttpRequest) -> bool {
-    let headers = req.headers();
-    !headers.contains_key(header::CONTENT_TYPE)
-        && !headers.contains_key(header::TRANSFER_ENCODING)
-        && headers
-            .get(header::CONTENT_LENGTH)
-            .is_none_or(|len| len.as_bytes() == b"0")
 }
 
 /// Turns a serde_json error into one sentence without echoing the input.

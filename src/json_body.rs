@@ -30,14 +30,14 @@ impl<T> std::ops::Deref for JsonBody<T> {
     }
 }
 
-/// Whether a `Content-Type` value is exactly `application/json` (with any
-/// parameters, such as `charset`).
+/// Whether a `Content-Type` value is `application/json`, with any
+/// parameters (such as `charset`) and optional whitespace (RFC 9110 §5.6.6).
 pub fn is_application_json(value: &str) -> bool {
-    value.parse::<actix_web::mime::Mime>().is_ok_and(|mime| {
-        mime.type_() == actix_web::mime::APPLICATION
-            && mime.subtype() == actix_web::mime::JSON
-            && mime.suffix().is_none()
-    })
+    value
+        .split(';')
+        .next()
+        .map(str::trim)
+        .is_some_and(|media_type| media_type.eq_ignore_ascii_case("application/json"))
 }
 
 impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
@@ -45,16 +45,35 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let wrong_type = req
-            .headers()
-            .get(CONTENT_TYPE)
-            .is_some_and(|value| !value.to_str().is_ok_and(is_application_json));
-        if wrong_type {
-            return Box::pin(async { Err(AppError::UnsupportedMediaType.into()) });
+        let refusal = match req.headers().get(CONTENT_TYPE) {
+            Some(value) if value.to_str().is_ok_and(is_application_json) => None,
+            Some(_) => Some(AppError::UnsupportedMediaType),
+            // No content type: no body at all is a missing body; a body of
+            // unknown type is not JSON.
+            None if has_no_body(req) => Some(AppError::InvalidRequest(
+                "The request needs a JSON body.".into(),
+            )),
+            None => Some(AppError::UnsupportedMediaType),
+        };
+        if let Some(err) = refusal {
+            return Box::pin(async { Err(err.into()) });
         }
+        // The media type is settled above; the app's JsonConfig has
+        // `content_type_required(false)` so actix does not re-judge it.
         let body = web::Json::<T>::from_request(req, payload);
         Box::pin(async move { body.await.map(|json| JsonBody(json.into_inner())) })
     }
+}
+
+/// True when a request carries no body (no length, or length 0, and not
+/// chunked).
+fn has_no_body(req: &HttpRequest) -> bool {
+    use actix_web::http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+    let headers = req.headers();
+    !headers.contains_key(TRANSFER_ENCODING)
+        && headers
+            .get(CONTENT_LENGTH)
+            .is_none_or(|len| len.as_bytes() == b"0")
 }
 
 #[cfg(test)]
@@ -66,6 +85,8 @@ mod tests {
         assert!(is_application_json("application/json"));
         assert!(is_application_json("application/json; charset=utf-8"));
         assert!(is_application_json("Application/JSON"));
+        assert!(is_application_json("application/json ; charset=UTF-8"));
+        assert!(is_application_json(" application/json"));
         for other in [
             "text/json",
             "application/vnd.api+json",

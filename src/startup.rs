@@ -144,8 +144,10 @@ impl Application {
             App::new()
                 .app_data(state.clone())
                 .app_data(
+                    // JsonBody checks the media type itself (strictly).
                     web::JsonConfig::default()
                         .limit(MAX_BODY_BYTES)
+                        .content_type_required(false)
                         .error_handler(json_error_handler),
                 )
                 .app_data(web::PayloadConfig::default().limit(MAX_BODY_BYTES))

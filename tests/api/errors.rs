@@ -163,6 +163,23 @@ async fn json_look_alike_media_types_are_415() {
         )
         .await;
     assert_eq!(with_charset.status, 401);
+    let spaced = app
+        .send(
+            app.client
+                .post(app.url("/auth/token"))
+                .header("content-type", "application/json ; charset=UTF-8")
+                .body(r#"{"username":"a","password":"b"}"#),
+        )
+        .await;
+    assert_eq!(spaced.status, 401);
+    let untyped = app
+        .send(
+            app.client
+                .post(app.url("/auth/token"))
+                .body(r#"{"username":"a","password":"b"}"#),
+        )
+        .await;
+    assert_eq!(untyped.status, 415);
 }
 
 #[actix_web::test]
