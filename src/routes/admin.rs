@@ -10,8 +10,7 @@ use uuid::Uuid;
 use crate::auth::guard::{Admin, RequireRole};
 use crate::blocking::run_db;
 use crate::db::users;
-use crate::error::ErrorBody;
-use crate::error::{AppError, AppResult, FieldErrors};
+use crate::error::{AppError, AppResult, ErrorBody, FieldErrors};
 use crate::state::AppState;
 
 /// Page size when `limit` is absent.

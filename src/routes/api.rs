@@ -10,8 +10,7 @@ use crate::auth::guard::AuthenticatedUser;
 use crate::blocking::run_db;
 use crate::db::sessions;
 use crate::domain::Password;
-use crate::error::ErrorBody;
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, ErrorBody};
 use crate::json_body::JsonBody;
 use crate::state::AppState;
 

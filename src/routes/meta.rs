@@ -6,8 +6,7 @@ use serde::Serialize;
 use crate::auth::keys::Jwks;
 use crate::blocking::run_db;
 use crate::db;
-use crate::error::ErrorBody;
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, ErrorBody};
 use crate::state::AppState;
 
 /// `{"status": ...}` of the health routes.
