@@ -172,11 +172,6 @@ fn user(action: UserAction) -> CliResult {
 }
 
 fn connect(settings: &Settings) -> Result<PgConnection, String> {
-    PgConnection::establish(&settings.database_url).map_err(|err| {
-        format!(
-            "DATABASE_URL: cannot connect to {}: {}",
-            db::redact(&settings.database_url),
-            err.to_string().lines().next().unwrap_or_default()
-        )
-    })
+    PgConnection::establish(&settings.database_url)
+        .map_err(|err| db::connection_error(&settings.database_url, &err).to_string())
 }

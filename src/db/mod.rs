@@ -69,13 +69,8 @@ pub fn ensure_database_exists(url: &str) -> Result<(), DbSetupError> {
     }
     let mut admin_url = parsed.clone();
     admin_url.set_path("/postgres");
-    let mut admin = PgConnection::establish(admin_url.as_str()).map_err(|err| {
-        DbSetupError(format!(
-            "DATABASE_URL: cannot connect to {}: {}",
-            redact(url),
-            first_line(&err.to_string())
-        ))
-    })?;
+    let mut admin =
+        PgConnection::establish(admin_url.as_str()).map_err(|err| connection_error(url, &err))?;
     let exists: bool = diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(&format!(
         "EXISTS (SELECT 1 FROM pg_database WHERE datname = {})",
         quote_literal(&name)
@@ -121,6 +116,13 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-fn first_line(text: &str) -> &str {
-    text.lines().next().unwrap_or(text).trim()
+/// The one-line startup error for a failed connection to `url` (password
+/// redacted, only the first line of libpq's message).
+pub fn connection_error(url: &str, err: &diesel::ConnectionError) -> DbSetupError {
+    let text = err.to_string();
+    let first_line = text.lines().next().unwrap_or_default().trim();
+    DbSetupError(format!(
+        "DATABASE_URL: cannot connect to {}: {first_line}",
+        redact(url)
+    ))
 }
