@@ -1,6 +1,6 @@
 //! The login rate limit and CORS.
 
-use crate::helpers::spawn_app_with;
+use crate::helpers::{spawn_app_with, Reply, TestApp};
 
 #[actix_web::test]
 async fn the_rate_limit_gives_429_after_n_attempts_and_recovers() {
@@ -53,19 +53,24 @@ async fn forwarded_for_keys_the_limit_only_when_trusted() {
     assert_eq!(app.send(from("203.0.113.2")).await.status, 401);
 }
 
+/// A CORS preflight for `/api/me` from the allowed test origin.
+async fn preflight(app: &TestApp, method: &str, headers: Option<&str>) -> Reply {
+    let mut request = app
+        .client
+        .request(reqwest::Method::OPTIONS, app.url("/api/me"))
+        .header("origin", "https://app.example.com")
+        .header("access-control-request-method", method);
+    if let Some(headers) = headers {
+        request = request.header("access-control-request-headers", headers);
+    }
+    app.send(request).await
+}
+
 #[actix_web::test]
 async fn a_cors_preflight_to_a_private_route_is_answered_without_a_token() {
     let app = spawn_app_with(&[("CORS_ALLOWED_ORIGINS", "https://app.example.com")]).await;
 
-    let reply = app
-        .send(
-            app.client
-                .request(reqwest::Method::OPTIONS, app.url("/api/me"))
-                .header("origin", "https://app.example.com")
-                .header("access-control-request-method", "GET")
-                .header("access-control-request-headers", "authorization"),
-        )
-        .await;
+    let reply = preflight(&app, "GET", Some("authorization")).await;
 
     assert!(
         reply.status == 200 || reply.status == 204,
@@ -100,14 +105,7 @@ async fn a_cors_preflight_to_a_private_route_is_answered_without_a_token() {
 async fn a_refused_cors_preflight_is_still_a_json_envelope() {
     let app = spawn_app_with(&[("CORS_ALLOWED_ORIGINS", "https://app.example.com")]).await;
 
-    let reply = app
-        .send(
-            app.client
-                .request(reqwest::Method::OPTIONS, app.url("/api/me"))
-                .header("origin", "https://app.example.com")
-                .header("access-control-request-method", "PUT"),
-        )
-        .await;
+    let reply = preflight(&app, "PUT", None).await;
 
     assert_eq!(reply.status, 400, "{}", reply.text);
     assert_eq!(reply.error(), "invalid_request");
