@@ -4,14 +4,10 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{Error, HttpMessage};
+use actix_web::Error;
 
 /// The header name.
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
-
-/// The id of the current request, in request extensions.
-#[derive(Debug, Clone)]
-pub struct RequestId(pub String);
 
 /// Echoes a sane client `x-request-id` (≤ 128 visible ASCII chars) or makes
 /// one, sets it on the response, and logs the cause of any 5xx with it.
@@ -28,7 +24,6 @@ pub async fn request_id_middleware(
         })
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    req.extensions_mut().insert(RequestId(id.clone()));
     // Inner middleware answer refusals as responses, not `Err`, so that
     // every answer passes back through here.
     let mut response = next.call(req).await?;
