@@ -32,6 +32,10 @@ pub async fn bearer_guard(
     mut req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
+    if authorization_too_long(&req) {
+        let err = AppError::InvalidToken("token longer than 8 KiB");
+        return Ok(req.error_response(err).map_into_right_body());
+    }
     normalize_bearer_scheme(&mut req);
     let credentials = req.extract::<BearerAuth>().await.ok();
     match authenticate(&req, credentials) {
@@ -43,6 +47,18 @@ pub async fn bearer_guard(
         }
         Err(err) => Ok(req.error_response(err).map_into_right_body()),
     }
+}
+
+/// The longest bearer token the guard will parse. Ours are about 800
+/// bytes; anything past this is refused before any parsing or hashing.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// Whether the `Authorization` value is too long to hold a token we accept
+/// (`Bearer ` plus at most [`MAX_TOKEN_BYTES`]).
+fn authorization_too_long(req: &ServiceRequest) -> bool {
+    req.headers()
+        .get(AUTHORIZATION)
+        .is_some_and(|value| value.len() > "Bearer ".len() + MAX_TOKEN_BYTES)
 }
 
 /// Checks the credentials of one request.
@@ -67,19 +83,21 @@ fn authenticate(
 
 /// Rewrites `authorization: bEaReR x` to `Bearer x` before extraction: the
 /// scheme is case-insensitive (RFC 9110 §11.1) but actix-web-httpauth
-/// matches it exactly.
+/// matches it exactly. Only the first seven bytes are looked at, so the
+/// usual spelling costs no scan of the token.
 fn normalize_bearer_scheme(req: &mut ServiceRequest) {
-    let rewritten = req
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| {
-            let (scheme, rest) = value.split_once(' ')?;
-            (scheme.eq_ignore_ascii_case("bearer") && scheme != "Bearer")
-                .then(|| format!("Bearer {rest}"))
-        })
-        .and_then(|value| HeaderValue::from_str(&value).ok());
-    if let Some(value) = rewritten {
+    const CANONICAL: &[u8] = b"Bearer ";
+    let Some(value) = req.headers().get(AUTHORIZATION) else {
+        return;
+    };
+    let bytes = value.as_bytes();
+    let Some((scheme, rest)) = bytes.split_at_checked(CANONICAL.len()) else {
+        return;
+    };
+    if scheme == CANONICAL || !scheme.eq_ignore_ascii_case(CANONICAL) {
+        return;
+    }
+    if let Ok(value) = HeaderValue::from_bytes(&[CANONICAL, rest].concat()) {
         req.headers_mut().insert(AUTHORIZATION, value);
     }
 }

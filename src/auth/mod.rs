@@ -5,4 +5,5 @@ pub mod guard;
 pub mod keys;
 pub mod password;
 pub mod refresh;
+pub mod token_cache;
 pub mod tokens;

@@ -2,14 +2,13 @@
 //! token is checked against.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use jsonwebtoken::{Algorithm, Header, Validation};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::auth::keys::KeySet;
+use crate::auth::token_cache::VerifiedTokenCache;
 use crate::config::Settings;
 
 /// RFC 9068 explicit typing of access tokens.
@@ -73,29 +72,7 @@ pub struct TokenService {
     issuer: String,
     audience: String,
     ttl_seconds: i64,
-    leeway_seconds: u64,
-    cache: Option<moka::sync::Cache<[u8; 32], CachedClaims>>,
-}
-
-/// A verified token's claims and the instant the cache must forget them.
-#[derive(Clone)]
-struct CachedClaims {
-    claims: Arc<AccessClaims>,
-    forget_at: Instant,
-}
-
-/// Expires each cache entry when its token stops being valid.
-struct UntilTokenExpiry;
-
-impl moka::Expiry<[u8; 32], CachedClaims> for UntilTokenExpiry {
-    fn expire_after_create(
-        &self,
-        _key: &[u8; 32],
-        value: &CachedClaims,
-        created_at: Instant,
-    ) -> Option<Duration> {
-        Some(value.forget_at.saturating_duration_since(created_at))
-    }
+    cache: VerifiedTokenCache,
 }
 
 impl TokenService {
@@ -110,20 +87,13 @@ impl TokenService {
         validation.set_issuer(&[&settings.jwt_issuer]);
         validation.set_audience(&[&settings.jwt_audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        let cache = (settings.token_cache_capacity > 0).then(|| {
-            moka::sync::Cache::builder()
-                .max_capacity(settings.token_cache_capacity)
-                .expire_after(UntilTokenExpiry)
-                .build()
-        });
         Self {
             keys,
             validation,
             issuer: settings.jwt_issuer.clone(),
             audience: settings.jwt_audience.clone(),
             ttl_seconds: settings.access_token_ttl_seconds,
-            leeway_seconds: settings.jwt_leeway_seconds,
-            cache,
+            cache: VerifiedTokenCache::new(settings.token_cache_capacity),
         }
     }
 
@@ -157,34 +127,28 @@ impl TokenService {
         })
     }
 
-    /// Verifies a bearer token; no database involved.
+    /// Verifies a bearer token; no database involved. A token seen before
+    /// is answered from the [`VerifiedTokenCache`] (same answer, no RSA).
     pub fn verify(&self, token: &str) -> Result<Arc<AccessClaims>, RejectReason> {
-        let cache_key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        if let Some(cache) = &self.cache {
-            if let Some(hit) = cache.get(&cache_key) {
-                if Instant::now() < hit.forget_at {
-                    return Ok(hit.claims);
-                }
-            }
+        if !self.cache.is_enabled() {
+            return self.verify_uncached(token).map(Arc::new);
+        }
+        let key = VerifiedTokenCache::key(token);
+        if let Some(claims) = self.cache.get(&key) {
+            return Ok(claims);
         }
         let claims = Arc::new(self.verify_uncached(token)?);
-        if let Some(cache) = &self.cache {
-            let remaining =
-                claims.exp + self.leeway_seconds as i64 - chrono::Utc::now().timestamp();
-            if remaining > 0 {
-                cache.insert(
-                    cache_key,
-                    CachedClaims {
-                        claims: Arc::clone(&claims),
-                        forget_at: Instant::now() + Duration::from_secs(remaining as u64),
-                    },
-                );
-            }
-        }
+        self.cache.insert(key, Arc::clone(&claims));
         Ok(claims)
     }
 
-    fn verify_uncached(&self, token: &str) -> Result<AccessClaims, RejectReason> {
+    /// Whether a token is in the verified-token cache (for tests).
+    pub fn is_cached(&self, token: &str) -> bool {
+        self.cache.contains(&VerifiedTokenCache::key(token))
+    }
+
+    /// The full validation, every check, no cache.
+    pub fn verify_uncached(&self, token: &str) -> Result<AccessClaims, RejectReason> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| "malformed token")?;
         if header.alg != Algorithm::RS256 {
             return Err("algorithm must be RS256");

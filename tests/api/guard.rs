@@ -489,3 +489,39 @@ async fn a_token_without_iat_is_rejected() {
 
     assert_invalid_token(&reply);
 }
+
+/// A syntactically plausible token (three base64url segments) of `len` bytes.
+fn plausible_token_of_len(kid: &str, len: usize) -> String {
+    let header = b64_json(&json!({"alg": "RS256", "typ": "at+jwt", "kid": kid}));
+    let prefix = format!("{header}.");
+    let signature = "A".repeat(342);
+    let payload_len = len - prefix.len() - 1 - signature.len();
+    format!("{prefix}{}.{signature}", "e".repeat(payload_len))
+}
+
+#[actix_web::test]
+async fn a_token_over_8_kib_is_refused_before_it_is_parsed() {
+    let app = spawn_app().await;
+    let kid = our_kid(&app).await;
+
+    let at_limit = app.me(&plausible_token_of_len(&kid, 8 * 1024)).await;
+    let over = app.me(&plausible_token_of_len(&kid, 8 * 1024 + 1)).await;
+    let over_any_case = me_with_authorization(
+        &app,
+        &format!("bEaReR {}", plausible_token_of_len(&kid, 8 * 1024 + 1)),
+    )
+    .await;
+
+    for reply in [&at_limit, &over, &over_any_case] {
+        assert_invalid_token(reply);
+    }
+    // At the limit the token is parsed (and fails on its content); one byte
+    // more and it is refused for its length alone.
+    assert!(!at_limit.text.contains("8 KiB"), "{}", at_limit.text);
+    assert!(over.text.contains("longer than 8 KiB"), "{}", over.text);
+    assert!(
+        over_any_case.text.contains("longer than 8 KiB"),
+        "{}",
+        over_any_case.text
+    );
+}
