@@ -11,27 +11,40 @@ Subcommands:
       (a verify is one full hash at the cost stored in the hash).
 
   cpu-busy [--seconds S]
-      Prints the share of all CPUs (0–100) that was busy over S seconds,
+      Prints the share of all CPUs (0-100) that was busy over S seconds,
       from /proc/stat: run while the server is idle, it shows how much other
       work (a concurrent cargo build, say) competes with the benchmark.
 
+  wait-ready --url URL --since-ns T --pid PID [--timeout S]
+      Polls URL every 2 ms until it answers 200 and prints JSON {"ms": ...}:
+      the time since T (`date +%s%N` taken just before the server's exec).
+      Exits 1 when PID dies or S seconds pass.
+
+  seed-sessions --url URL --body JSON --count N
+      Logs in N times (8 at a time) and prints the N refresh tokens, one per
+      line: one session per connection of the refresh loop.
+
   render --dir DIR [--param KEY=VALUE ...]
       Reads the wrk outputs (`<phase>.out`, each holding the `BENCH ...` line
-      that bench/wrk.lua prints), `bcrypt.json` and `rss.json` from DIR and
-      prints the Markdown report on stdout. Exits 1 when a phase is missing
-      or produced no successful request.
+      that bench/wrk.lua prints), `bcrypt.json`, `rss.json` and
+      `startup_*.json` from DIR and prints BENCHMARKS.md on stdout. Exits 1
+      when a phase is missing or a GET phase produced no successful request.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 import statistics
 import sys
 import time
 from pathlib import Path
 
-PHASES = ("healthz", "me", "login", "storm_me", "storm_login")
+PHASES = ("healthz", "me", "me_nocache", "login", "storm_me", "storm_login", "refresh", "memory")
 
 
 # --------------------------------------------------------------------------
@@ -81,6 +94,43 @@ def cpu_busy(seconds: float) -> float:
 
 
 # --------------------------------------------------------------------------
+# wait-ready, seed-sessions
+# --------------------------------------------------------------------------
+def wait_ready(url: str, since_ns: int, pid: int, timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as reply:
+                if reply.status == 200:
+                    ms = (time.time_ns() - since_ns) / 1e6
+                    print(json.dumps({"ms": round(ms, 1)}))
+                    return 0
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+            pass
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            print(f"report.py: server pid {pid} exited", file=sys.stderr)
+            return 1
+        time.sleep(0.002)
+    return 1
+
+
+def seed_sessions(url: str, body: str, count: int) -> int:
+    def login(_: int) -> str:
+        request = urllib.request.Request(
+            url, data=body.encode(), headers={"Content-Type": "application/json"}, method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=120) as reply:
+            return json.load(reply)["refresh_token"]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        tokens = list(pool.map(login, range(count)))
+    print("\n".join(tokens))
+    return 0
+
+
+# --------------------------------------------------------------------------
 # render
 # --------------------------------------------------------------------------
 def parse_wrk(path: Path) -> dict:
@@ -102,151 +152,169 @@ def fmt_rate(x: float) -> str:
     return f"{x:,.0f}" if x >= 100 else f"{x:,.2f}"
 
 
-def fmt_ms(us: int) -> str:
-    return f"{us / 1000:,.1f} ms" if us >= 1000 else f"{us} µs"
+def fmt_ms(us: float) -> str:
+    if us >= 1_000_000:
+        return f"{us / 1e6:,.2f} s"
+    return f"{us / 1000:,.1f} ms" if us >= 1000 else f"{us:.0f} µs"
 
 
-def ratio(num: float, den: float) -> str:
-    return f"**{num / den:.3f}**" if den else "n/a"
+def verdict(ok: bool) -> str:
+    return "✅ met" if ok else "❌ missed"
 
 
-def flag(r: dict) -> str:
-    """A warning marker when a phase saw failures."""
+def failures(r: dict) -> str:
+    """Failed requests of a phase, for the table."""
     bad = []
     if r["non2xx"]:
         bad.append(f"{r['non2xx']} non-2xx")
     if r["socket_errors"]:
-        bad.append(f"{r['socket_errors']} socket errors/timeouts")
-    if r["ok"] == 0:
-        bad.append("nothing completed")
-    return f" ⚠ {', '.join(bad)}" if bad else ""
+        bad.append(f"{r['socket_errors']} socket errors")
+    return ", ".join(bad) if bad else "0"
 
 
 def render(directory: Path, params: dict[str, str]) -> int:
     runs = {p: parse_wrk(directory / f"{p}.out") for p in PHASES}
     bc = json.loads((directory / "bcrypt.json").read_text())
-    conns = {
-        "healthz": int(params["conns"]),
-        "me": int(params["conns"]),
-        "login": int(params["login_conns"]),
-        "storm_me": int(params["conns"]),
-        "storm_login": int(params["storm_conns"]),
-    }
     rss = json.loads((directory / "rss.json").read_text())
-    cores = int(params["cores"])
-    hash_s = bc["median_s"]
-    bound = cores / hash_s
-
-    h, me, login = runs["healthz"], runs["me"], runs["login"]
-    s_me, s_login = runs["storm_me"], runs["storm_login"]
-
+    cold_ms = json.loads((directory / "startup_cold.json").read_text())["ms"]
+    warm_ms = json.loads((directory / "startup_warm.json").read_text())["ms"]
     p = params
+    cores = int(p["cores"])
+    conns = int(p["conns"])
+    mem_conns = int(p["memory_conns"])
+    bound = cores / bc["median_s"]
+    h = runs["healthz"]["rps"]
+    me = runs["me"]
+    login = runs["login"]
+    storm_me = runs["storm_me"]
+    peak_mib = rss["end_hwm_kb"] / 1024
+    expected_wait_us = conns / bound * 1e6  # FIFO queue of c logins, served at the bound
+
+    names = {
+        "healthz": "`GET /healthz` (no auth, no database)",
+        "me": "`GET /api/me`, token cache on",
+        "me_nocache": "`GET /api/me`, `TOKEN_CACHE_CAPACITY=0`",
+        "login": "`POST /auth/token`",
+        "storm_me": "`GET /api/me` during the login storm",
+        "storm_login": "`POST /auth/token` (the storm)",
+        "refresh": "`POST /auth/refresh` loop",
+        "memory": f"`GET /api/me`, {mem_conns} connections",
+    }
     out: list[str] = []
-    out.append(f"# tessera benchmark — {p['date']}")
+    out.append("# tessera benchmarks")
     out.append("")
     out.append(
-        f"wrk {p['wrk_version']}: `-t{p['threads']} -c{p['conns']}` for GET phases, "
-        f"`-t{p['threads']} -c{p['login_conns']}` for the login phase, "
-        f"`-t{p['threads']} -c{p['storm_conns']}` login storm for {p['storm_total']} s with "
-        f"`-t{p['threads']} -c{p['conns']}` `/api/me` measured inside it from second {p['storm_ramp']}; "
-        f"{p['duration']} s per phase (after a {p['warmup']} s warm-up), "
-        f"`--timeout 30s`. Server: `BCRYPT_COST={p['cost']}`, `AUTH_RATE_LIMIT_PER_MINUTE=0`, "
-        f"`TOKEN_CACHE_CAPACITY={p['cache']}`, `RUST_LOG={p['rust_log']}`, {p['cores']} cores "
-        f"(`nproc`), commit `{p['commit']}`."
+        "Written by `bench/run.sh` from ONE run; every ratio compares figures of that run. "
+        "Rerun it by hand (see the README); CI never runs it."
     )
     out.append("")
+    out.append(f"- **Date:** {p['date']}")
+    out.append(f"- **Commit:** `{p['commit']}`")
+    out.append(f"- **Machine:** {p['machine']}; wrk, the server and PostgreSQL share these cores.")
     busy = float(p["background_busy"])
-    note = (
-        " ⚠ **other processes were using the CPU: every ratio here is distorted; rerun on a "
-        "quiet machine.**"
-        if busy > 10
-        else ""
+    warn = " ⚠ other processes were using the CPU: the ratios are distorted." if busy > 10 else ""
+    out.append(
+        f"- **Background load** before the phases (server idle): {busy:.0f} % of all CPUs, "
+        f"load average {p['loadavg']}.{warn}"
     )
     out.append(
-        f"Background load before the phases (server idle): {busy:.0f} % of all CPUs busy, "
-        f"load average {p['loadavg']}.{note}"
-    )
-    out.append("")
-    out.append("| # | measure | value | reference | ratio |")
-    out.append("|---|---|---|---|---|")
-    out.append(
-        f"| 1 | `GET /api/me` req/s ÷ `GET /healthz` req/s | "
-        f"{fmt_rate(me['rps'])}{flag(me)} | {fmt_rate(h['rps'])}{flag(h)} | {ratio(me['rps'], h['rps'])} |"
+        f"- **wrk** {p['wrk_version']}, the same for every phase: `-t{p['threads']} -c{conns} "
+        f"-d{p['duration']}s --timeout 30s`, {p['warmup']} s warm-up before each GET phase "
+        f"(the memory phase: `-c{mem_conns}`). The login storm runs {p['storm_total']} s with "
+        f"`/api/me` measured inside it from second {p['storm_ramp']}."
     )
     out.append(
-        f"| 2 | `POST /auth/token` logins/s ÷ bcrypt bound (cores ÷ one hash) | "
-        f"{fmt_rate(login['rps'])}{flag(login)} | {cores} ÷ {hash_s * 1000:.1f} ms = {bound:.2f}/s | "
-        f"{ratio(login['rps'], bound)} |"
+        f"- **Server:** release build, `BCRYPT_COST={p['cost']}`, `AUTH_RATE_LIMIT_PER_MINUTE=0`, "
+        f"`RUST_LOG={p['rust_log']}`, `TOKEN_CACHE_CAPACITY=100000` (a second process of the same "
+        "binary with `0` for the uncached row)."
     )
     out.append(
-        f"| 3 | `GET /api/me` req/s during login storm ÷ row 1 `/api/me` | "
-        f"{fmt_rate(s_me['rps'])}{flag(s_me)} | {fmt_rate(me['rps'])} | {ratio(s_me['rps'], me['rps'])} |"
-    )
-    out.append(
-        f"| 4 | peak RSS (VmHWM at end) ÷ VmHWM right after startup | "
-        f"{rss['end_hwm_kb'] / 1024:.1f} MiB | {rss['idle_hwm_kb'] / 1024:.1f} MiB | "
-        f"{ratio(rss['end_hwm_kb'], rss['idle_hwm_kb'])} |"
+        f"- **bcrypt bound:** {cores} cores ÷ {bc['median_s'] * 1000:.1f} ms per hash at cost "
+        f"{bc['cost']} = **{bound:.2f} logins/s** (one hash timed with {bc['impl']}, which wraps "
+        f"the Rust `bcrypt` crate the server uses; median of {bc['runs']}, server idle)."
     )
     out.append("")
-    out.append("Per phase (successful = 2xx; context for the ratios above, not a target):")
-    out.append("")
     out.append(
-        "| phase | wrk -c | successful req/s | c ÷ mean latency (logins) | non-2xx | socket errors | p50 | p99 |"
+        "| scenario | requests/s | p50 | p99 | ÷ no-auth route | ÷ bcrypt bound | failed | peak RSS |"
     )
     out.append("|---|---|---|---|---|---|---|---|")
-    names = {
-        "healthz": "`GET /healthz`",
-        "me": "`GET /api/me`",
-        "login": "`POST /auth/token`",
-        "storm_me": "`GET /api/me` during storm",
-        "storm_login": "`POST /auth/token` (the storm)",
-    }
     for key in PHASES:
         r = runs[key]
-        # Little's law only for the bcrypt-bound phases: on the fast GET
-        # phases wrk's own time between requests is not in its latency.
-        little = (
-            fmt_rate(conns[key] / (r["mean_us"] / 1e6))
-            if key in ("login", "storm_login") and r["mean_us"]
-            else "—"
-        )
+        vs_h = f"{r['rps'] / h:.3f}" if key not in ("login", "storm_login") and h else "—"
+        vs_b = f"{r['rps'] / bound:.3f}" if key in ("login", "storm_login") else "—"
+        rss_cell = f"{peak_mib:.1f} MiB" if key == "memory" else "—"
         out.append(
-            f"| {names[key]} | {conns[key]} | {fmt_rate(r['rps'])} | {little} | "
-            f"{r['non2xx']} | {r['socket_errors']} | "
-            f"{fmt_ms(r['p50_us'])} | {fmt_ms(r['p99_us'])} |"
+            f"| {names[key]} | {fmt_rate(r['rps'])} | {fmt_ms(r['p50_us'])} | {fmt_ms(r['p99_us'])} "
+            f"| {vs_h} | {vs_b} | {failures(r)} | {rss_cell} |"
         )
+    out.append(
+        f"| startup to `/readyz` 200, migrations applied | — | — | — | — | — | — | {warm_ms:.0f} ms |"
+    )
     out.append("")
     out.append(
-        f"Storm logins/s ÷ bcrypt bound: {s_login['rps'] / bound:.3f}. "
-        f"Final VmRSS {rss['end_rss_kb'] / 1024:.1f} MiB."
+        f"Peak RSS is the server's `VmHWM` over the whole run (it was {rss['idle_hwm_kb'] / 1024:.1f} MiB "
+        f"right after startup; final VmRSS {rss['end_rss_kb'] / 1024:.1f} MiB). Startup is the time from "
+        f"exec to the first `/readyz` 200 on the already-migrated database (the `me_nocache` process); "
+        f"the first process, which created the database and applied the migrations, took {cold_ms:.0f} ms."
     )
+    out.append("")
+
+    targets = [
+        (
+            "1. `GET /api/me` ≥ 90 % of the no-auth route",
+            f"{me['rps'] / h:.3f} with the cache; {runs['me_nocache']['rps'] / h:.3f} without",
+            me["rps"] / h >= 0.90,
+        ),
+        (
+            f"2. logins ≥ 90 % of the bcrypt bound at {conns} clients, p99 no worse than the queue "
+            f"(≤ 1.2 × {conns} ÷ bound = {fmt_ms(1.2 * expected_wait_us)})",
+            f"{login['rps'] / bound:.3f} of the bound; p99 {fmt_ms(login['p99_us'])}",
+            login["rps"] / bound >= 0.90 and login["p99_us"] <= 1.2 * expected_wait_us,
+        ),
+        (
+            "3. `/api/me` during a login storm ≥ 40 % of idle, p99 < 50 ms",
+            f"{storm_me['rps'] / me['rps']:.3f} of idle; p99 {fmt_ms(storm_me['p99_us'])}",
+            storm_me["rps"] / me["rps"] >= 0.40 and storm_me["p99_us"] < 50_000,
+        ),
+        (
+            f"4. peak RSS < 64 MiB at {mem_conns} connections",
+            f"{peak_mib:.1f} MiB",
+            peak_mib < 64,
+        ),
+        (
+            "5. start to `/readyz` 200 < 1 s (migrations applied)",
+            f"{warm_ms:.0f} ms",
+            warm_ms < 1000,
+        ),
+    ]
+    out.append("| target (issue 5) | measured | |")
+    out.append("|---|---|---|")
+    for name, measured, ok in targets:
+        out.append(f"| {name} | {measured} | {verdict(ok)} |")
     out.append("")
     out.append("Method:")
     out.append("")
     out.append(
-        f"- bcrypt bound: one hash at cost {bc['cost']} timed with {bc['impl']} (a wrapper over "
-        f"the Rust `bcrypt` crate the server uses) on one thread, median of {bc['runs']} "
-        f"(min {bc['min_s'] * 1000:.1f} ms, max {bc['max_s'] * 1000:.1f} ms), measured in this "
-        "run with the server idle. A login costs one `bcrypt::verify` = one hash. wrk, the "
-        "server and PostgreSQL share the same cores, so a ratio below 1 is expected."
+        "- Requests/s count only 2xx answers over wrk's measured duration; a run with failures "
+        "shows them in the `failed` column. p50/p99 are wrk's latency percentiles."
     )
     out.append(
-        "- Throughput counts only 2xx answers over wrk's measured duration; requests still in "
-        "flight when wrk stops are not counted, which understates slow phases (logins) by up to "
-        "connections ÷ (rate × duration). The `c ÷ mean latency` column (Little's law for wrk's "
-        "closed loop) has no such cut-off and cross-checks the slow phases."
+        "- One bearer token is reused for every `/api/me` request, so with the cache on, the "
+        "rows measure the cached path (SHA-256 of the token and one LRU lookup); the uncached row "
+        "pays one full RS256 verification per request."
     )
     out.append(
-        "- One bearer token is reused for every `/api/me` request, so with the token cache on, "
-        "row 1 measures the cached path; run with `TOKEN_CACHE_CAPACITY=0` to measure a full "
-        "RS256 verification per request."
+        f"- Logins: wrk's closed loop keeps {conns} logins outstanding; they queue for the "
+        "bcrypt threads (one per core, nice 10), so each waits about c ÷ throughput and p99 "
+        "is compared with that queue."
     )
-    out.append("- Peak RSS: `VmHWM` from `/proc/<pid>/status` of the server process.")
+    out.append(
+        "- The refresh loop gives each connection its own session and presents each refresh "
+        "token exactly once (the successor goes back into the pool)."
+    )
     print("\n".join(out))
 
-    # A GET phase without a single 2xx means the setup is broken (a bad
-    # token, a dead server); zero logins can be a real (bad) result.
-    broken = [k for k in ("healthz", "me", "storm_me") if runs[k]["ok"] == 0]
+    broken = [k for k in ("healthz", "me", "me_nocache", "storm_me", "memory") if runs[k]["ok"] == 0]
     if broken:
         print(f"report.py: no successful request in {', '.join(broken)}", file=sys.stderr)
         return 1
@@ -262,6 +330,15 @@ def main() -> int:
     b.add_argument("--min-seconds", type=float, default=2.0)
     c = sub.add_parser("cpu-busy")
     c.add_argument("--seconds", type=float, default=1.0)
+    w = sub.add_parser("wait-ready")
+    w.add_argument("--url", required=True)
+    w.add_argument("--since-ns", type=int, required=True)
+    w.add_argument("--pid", type=int, required=True)
+    w.add_argument("--timeout", type=float, default=60.0)
+    s = sub.add_parser("seed-sessions")
+    s.add_argument("--url", required=True)
+    s.add_argument("--body", required=True)
+    s.add_argument("--count", type=int, required=True)
     r = sub.add_parser("render")
     r.add_argument("--dir", type=Path, required=True)
     r.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
@@ -273,6 +350,10 @@ def main() -> int:
     if args.cmd == "cpu-busy":
         print(f"{cpu_busy(args.seconds):.1f}")
         return 0
+    if args.cmd == "wait-ready":
+        return wait_ready(args.url, args.since_ns, args.pid, args.timeout)
+    if args.cmd == "seed-sessions":
+        return seed_sessions(args.url, args.body, args.count)
     params = dict(kv.split("=", 1) for kv in args.param)
     return render(args.dir, params)
 
