@@ -36,9 +36,15 @@ pub async fn bearer_guard(
         let err = AppError::InvalidToken("token longer than 8 KiB");
         return Ok(req.error_response(err).map_into_right_body());
     }
-    normalize_bearer_scheme(&mut req);
-    let credentials = req.extract::<BearerAuth>().await.ok();
-    match authenticate(&req, credentials) {
+    let verified = match cached_caller(&req) {
+        Some(user) => Ok(user),
+        None => {
+            normalize_bearer_scheme(&mut req);
+            let credentials = req.extract::<BearerAuth>().await.ok();
+            authenticate(&req, credentials)
+        }
+    };
+    match verified {
         Ok(user) => {
             req.extensions_mut().insert(user);
             next.call(req)
@@ -59,6 +65,22 @@ fn authorization_too_long(req: &ServiceRequest) -> bool {
     req.headers()
         .get(AUTHORIZATION)
         .is_some_and(|value| value.len() > "Bearer ".len() + MAX_TOKEN_BYTES)
+}
+
+/// The fast path: a token verified earlier is recognised by its digest,
+/// straight from the header bytes, without a second scan or copy of the
+/// token. It answers only where the extraction below would have produced
+/// exactly these bytes as the token (the scheme `Bearer`, any case, one
+/// space, then the token); anything else takes the full path.
+fn cached_caller(req: &ServiceRequest) -> Option<AuthenticatedUser> {
+    const SCHEME: &[u8] = b"Bearer ";
+    let value = req.headers().get(AUTHORIZATION)?.as_bytes();
+    let (scheme, token) = value.split_at_checked(SCHEME.len())?;
+    if !scheme.eq_ignore_ascii_case(SCHEME) {
+        return None;
+    }
+    let state = req.app_data::<web::Data<AppState>>()?;
+    state.tokens.verify_cached(token).map(AuthenticatedUser)
 }
 
 /// Checks the credentials of one request.

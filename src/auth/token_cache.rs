@@ -57,9 +57,9 @@ impl VerifiedTokenCache {
         Self { entries }
     }
 
-    /// The cache key of a token.
-    pub fn key(token: &str) -> TokenDigest {
-        Sha256::digest(token.as_bytes()).into()
+    /// The cache key of a token (its bytes, as they came in the header).
+    pub fn key(token: impl AsRef<[u8]>) -> TokenDigest {
+        Sha256::digest(token.as_ref()).into()
     }
 
     /// Whether the cache is on (`TOKEN_CACHE_CAPACITY` > 0).

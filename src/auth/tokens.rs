@@ -142,6 +142,15 @@ impl TokenService {
         Ok(claims)
     }
 
+    /// The claims of a token already in the verified-token cache, straight
+    /// from the raw bytes after `Bearer `; `None` means "validate in full".
+    pub fn verify_cached(&self, token: &[u8]) -> Option<Arc<AccessClaims>> {
+        if !self.cache.is_enabled() {
+            return None;
+        }
+        self.cache.get(&VerifiedTokenCache::key(token))
+    }
+
     /// Whether a token is in the verified-token cache (for tests).
     pub fn is_cached(&self, token: &str) -> bool {
         self.cache.contains(&VerifiedTokenCache::key(token))

@@ -525,3 +525,32 @@ async fn a_token_over_8_kib_is_refused_before_it_is_parsed() {
         over_any_case.text
     );
 }
+
+#[actix_web::test]
+async fn a_cached_token_passes_only_in_the_form_the_extractor_accepts() {
+    let app = spawn_app().await;
+    let user = app.signed_up("alice", "correct horse").await;
+    let token = &user.access_token;
+    // Warm the verified-token cache.
+    assert_eq!(app.me(token).await.status, 200);
+
+    for (authorization, expected_error) in [
+        (format!("Bearer  {token}"), "invalid_token"),
+        (format!("Bearer {token}x"), "invalid_token"),
+        (format!("Bearer\t{token}"), "missing_token"),
+        (format!("Basic {token}"), "missing_token"),
+        (format!("Bearer{token}"), "missing_token"),
+        (format!("Token {token}"), "missing_token"),
+    ] {
+        let reply = me_with_authorization(&app, &authorization).await;
+        assert_eq!(reply.status, 401, "{authorization:?}: {}", reply.text);
+        assert_eq!(
+            reply.error(),
+            expected_error,
+            "{authorization:?}: {}",
+            reply.text
+        );
+    }
+    let lower = me_with_authorization(&app, &format!("bearer {token}")).await;
+    assert_eq!(lower.status, 200, "{}", lower.text);
+}
