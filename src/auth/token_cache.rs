@@ -136,7 +136,7 @@ mod tests {
     fn a_token_whose_exp_has_arrived_is_not_stored() {
         let cache = VerifiedTokenCache::new(10);
         for exp_from_now in [0, -1, -3600] {
-            let key = VerifiedTokenCache::key(&format!("expired{exp_from_now}"));
+            let key = VerifiedTokenCache::key(format!("expired{exp_from_now}"));
             cache.insert(key, claims(exp_from_now));
             assert!(!cache.contains(&key));
             assert!(cache.get(&key).is_none());
