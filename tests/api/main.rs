@@ -12,4 +12,5 @@ mod limits;
 mod meta;
 mod observability;
 mod process;
+mod races;
 mod sessions;

@@ -1,0 +1,261 @@
+//! Races: many requests at once against one account, one token or one
+//! session. Each scenario fires its requests together (one `join_all` over
+//! a shared client, one connection per request) and then checks what the
+//! database and the API say is left.
+
+use std::cell::Cell;
+
+use futures_util::future::join_all;
+
+use crate::helpers::{spawn_app_with, TestApp};
+
+/// Enough pooled connections that every racer can be inside PostgreSQL at
+/// once (the race is then decided by row locks, not by pool queueing), and
+/// a pool wait long enough that a busy CI machine does not turn a race
+/// into a 503.
+const RACE_SETTINGS: &[(&str, &str)] = &[("DB_POOL_SIZE", "12"), ("DB_TIMEOUT_SECONDS", "10")];
+
+/// Upper bound on the refreshes one racer makes, so a bug cannot hang.
+const MAX_CHAIN: usize = 500;
+
+async fn spawn_race_app() -> TestApp {
+    spawn_app_with(RACE_SETTINGS).await
+}
+
+/// Number of live (not revoked, not expired) sessions in the database.
+fn live_sessions(app: &TestApp) -> i64 {
+    use diesel::prelude::*;
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut conn = app.db.connect();
+    diesel::sql_query(
+        "SELECT count(*) AS n FROM sessions WHERE revoked_at IS NULL AND expires_at > now()",
+    )
+    .get_result::<Count>(&mut conn)
+    .unwrap()
+    .n
+}
+
+/// Refreshes `token` again and again (each answer's token is the next
+/// one) until the server refuses, or until a refresh that started after
+/// `stop` was set has been answered. Returns every token it was given,
+/// and whether its last refresh was refused.
+async fn refresh_chain(app: &TestApp, mut token: String, stop: &Cell<bool>) -> (Vec<String>, bool) {
+    let mut seen = Vec::new();
+    for _ in 0..MAX_CHAIN {
+        let started_after_stop = stop.get();
+        let reply = app.refresh(&token).await;
+        match reply.status {
+            200 => {
+                token = reply.str("refresh_token");
+                seen.push(token.clone());
+            }
+            401 => {
+                assert_eq!(reply.error(), "invalid_grant", "{}", reply.text);
+                return (seen, true);
+            }
+            other => panic!("refresh answered {other}: {}", reply.text),
+        }
+        if started_after_stop {
+            return (seen, false);
+        }
+    }
+    panic!("a refresh chain ran {MAX_CHAIN} rounds without stopping");
+}
+
+#[actix_web::test]
+async fn twenty_registrations_of_one_name_give_one_201_and_nineteen_409s() {
+    let app = spawn_race_app().await;
+    // Mixed case: "Racer" and "racer" are one account, so they race too.
+    let names = ["racer", "Racer", "RACER", "rAcEr"];
+    let app = &app;
+    let attempts = (0..20).map(|i| {
+        let password = format!("correct horse {i:02}");
+        let name = names[i % names.len()];
+        async move { (i, app.register(name, &password).await) }
+    });
+
+    let replies = join_all(attempts).await;
+
+    let created: Vec<_> = replies.iter().filter(|(_, r)| r.status == 201).collect();
+    let conflicts: Vec<_> = replies.iter().filter(|(_, r)| r.status == 409).collect();
+    assert_eq!(
+        (created.len(), conflicts.len()),
+        (1, 19),
+        "statuses: {:?}",
+        replies.iter().map(|(_, r)| r.status).collect::<Vec<_>>()
+    );
+    assert!(conflicts.iter().all(|(_, r)| r.error() == "username_taken"));
+    let (winner, reply) = created[0];
+    assert_eq!(reply.str("username"), "racer");
+    // The stored account is the winner's: its password works, a loser's not.
+    let winner_password = format!("correct horse {winner:02}");
+    let loser_password = format!("correct horse {:02}", (winner + 1) % 20);
+    assert_eq!(app.login("racer", &winner_password).await.status, 200);
+    assert_eq!(app.login("racer", &loser_password).await.status, 401);
+}
+
+#[actix_web::test]
+async fn ten_concurrent_refreshes_of_one_token_all_get_200_and_the_same_new_token() {
+    let app = spawn_race_app().await;
+    let user = app.signed_up("alice", "correct horse").await;
+    let mut token = user.refresh_token;
+
+    // Several rounds: each round races ten refreshes of the previous
+    // round's shared successor.
+    for round in 0..5 {
+        let replies = join_all((0..10).map(|_| app.refresh(&token))).await;
+
+        let statuses: Vec<u16> = replies.iter().map(|r| r.status).collect();
+        assert!(
+            statuses.iter().all(|s| *s == 200),
+            "round {round}: {statuses:?}"
+        );
+        let successor = replies[0].str("refresh_token");
+        assert!(!successor.is_empty());
+        assert_ne!(successor, token, "round {round}: not rotated");
+        assert!(
+            replies.iter().all(|r| r.str("refresh_token") == successor),
+            "round {round}: the session forked"
+        );
+        // Each answer still carries its own fresh access token.
+        for reply in &replies {
+            assert_eq!(app.me(&reply.str("access_token")).await.status, 200);
+        }
+        token = successor;
+    }
+
+    // One session, still alive, and its shared token is the live one.
+    assert_eq!(live_sessions(&app), 1);
+    assert_eq!(app.refresh(&token).await.status, 200);
+}
+
+#[actix_web::test]
+async fn a_refresh_racing_a_logout_never_leaves_a_live_session() {
+    let app = spawn_race_app().await;
+    app.register("alice", "correct horse").await;
+
+    for round in 0..10 {
+        let login = app.login("alice", "correct horse").await;
+        assert_eq!(login.status, 200, "{}", login.text);
+        let original = login.str("refresh_token");
+        let stop = Cell::new(false);
+        // A client rotates the session as fast as it can while a logout
+        // with the original (soon spent) token runs; the client keeps going
+        // until the logout has been answered and it is refused.
+        let logout = async {
+            let reply = app.logout(&original).await;
+            stop.set(true);
+            reply
+        };
+        let (logout, (seen, refused)) =
+            futures_util::join!(logout, refresh_chain(&app, original.clone(), &stop));
+
+        assert_eq!(logout.status, 204, "round {round}: {}", logout.text);
+        assert!(
+            refused,
+            "round {round}: a refresh after the logout succeeded"
+        );
+        assert_eq!(live_sessions(&app), 0, "round {round}: a session survived");
+        for token in seen.iter().chain([&original]) {
+            let reply = app.refresh(token).await;
+            assert_eq!(reply.status, 401, "round {round}: a token still refreshes");
+            assert_eq!(reply.error(), "invalid_grant");
+        }
+    }
+}
+
+#[actix_web::test]
+async fn a_refresh_racing_a_logout_with_the_same_token_leaves_nothing_usable() {
+    let app = spawn_race_app().await;
+    app.register("alice", "correct horse").await;
+
+    for round in 0..10 {
+        let original = app
+            .login("alice", "correct horse")
+            .await
+            .str("refresh_token");
+        // Exactly one refresh and one logout of the same token, together.
+        let (refreshed, logout) =
+            futures_util::join!(app.refresh(&original), app.logout(&original));
+
+        assert_eq!(logout.status, 204);
+        assert!(
+            refreshed.status == 200 || refreshed.status == 401,
+            "round {round}: {}",
+            refreshed.text
+        );
+        assert_eq!(live_sessions(&app), 0, "round {round}: a session survived");
+        if refreshed.status == 200 {
+            let successor = refreshed.str("refresh_token");
+            assert_eq!(app.refresh(&successor).await.status, 401, "round {round}");
+        }
+        assert_eq!(app.refresh(&original).await.status, 401, "round {round}");
+    }
+}
+
+#[actix_web::test]
+async fn a_password_change_racing_refreshes_leaves_only_the_callers_session() {
+    let app = spawn_race_app().await;
+    let mut password = "correct horse 0".to_owned();
+    let caller = app.signed_up("alice", &password).await;
+    let caller_sid = app.me(&caller.access_token).await.str("session_id");
+
+    for round in 1..=3 {
+        let mut others = Vec::new();
+        for _ in 0..4 {
+            let login = app.login("alice", &password).await;
+            assert_eq!(login.status, 200, "{}", login.text);
+            others.push(login.str("refresh_token"));
+        }
+        let new_password = format!("correct horse {round}");
+        let stop = Cell::new(false);
+        // The caller changes the password while its four other sessions
+        // refresh as fast as they can.
+        let change = async {
+            let reply = app
+                .change_password(&caller.access_token, &password, &new_password)
+                .await;
+            stop.set(true);
+            reply
+        };
+        let chains = join_all(
+            others
+                .iter()
+                .map(|token| refresh_chain(&app, token.clone(), &stop)),
+        );
+        let (changed, chains) = futures_util::join!(change, chains);
+
+        assert_eq!(changed.status, 204, "round {round}: {}", changed.text);
+        for (seen, refused) in &chains {
+            assert!(
+                refused,
+                "round {round}: a refresh after the change succeeded"
+            );
+            for token in seen {
+                let reply = app.refresh(token).await;
+                assert_eq!(
+                    reply.status, 401,
+                    "round {round}: a token issued in the race lives"
+                );
+            }
+        }
+        for token in &others {
+            assert_eq!(app.refresh(token).await.status, 401, "round {round}");
+        }
+        let sessions = app.sessions(&caller.access_token).await;
+        assert_eq!(sessions.status, 200, "{}", sessions.text);
+        let listed = sessions.body["sessions"].as_array().unwrap();
+        assert_eq!(listed.len(), 1, "round {round}: {}", sessions.text);
+        assert_eq!(listed[0]["session_id"], caller_sid.as_str());
+        assert_eq!(listed[0]["current"], true);
+        assert_eq!(live_sessions(&app), 1, "round {round}");
+        password = new_password;
+    }
+
+    // The caller's own session still rotates normally.
+    assert_eq!(app.refresh(&caller.refresh_token).await.status, 200);
+}
