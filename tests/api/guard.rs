@@ -554,3 +554,61 @@ async fn a_cached_token_passes_only_in_the_form_the_extractor_accepts() {
     let lower = me_with_authorization(&app, &format!("bearer {token}")).await;
     assert_eq!(lower.status, 200, "{}", lower.text);
 }
+
+// ------------------------------------------------------------------ size
+
+/// A token signed exactly as the server does, whose claims carry a `pad`
+/// string sized so that the whole compact token is exactly `len` bytes.
+/// (A `cty` header of 0–3 bytes shifts the length when base64 cannot.)
+fn server_token_of_length(app: &TestApp, kid: &str, len: usize) -> String {
+    let encoded_len = |bytes: usize| (bytes * 4).div_ceil(3);
+    for cty in ["", "x", "xx", "xxx"] {
+        let mut header = header_with(Algorithm::RS256, kid);
+        header.cty = (!cty.is_empty()).then(|| cty.to_owned());
+        let mut claims = valid_claims(app);
+        claims["pad"] = json!("");
+        let probe = sign(&header, &claims, &our_key());
+        let mut parts = probe.split('.');
+        let (head, _, signature) = (parts.next(), parts.next(), parts.next());
+        let fixed = head.unwrap().len() + signature.unwrap().len() + 2;
+        let base = serde_json::to_vec(&claims).unwrap().len();
+        let Some(pad) = (0..len).find(|pad| fixed + encoded_len(base + pad) == len) else {
+            continue;
+        };
+        claims["pad"] = json!("p".repeat(pad));
+        let token = sign(&header, &claims, &our_key());
+        assert_eq!(token.len(), len);
+        return token;
+    }
+    panic!("no token of {len} bytes");
+}
+
+#[actix_web::test]
+async fn a_valid_token_of_exactly_8_kib_is_accepted() {
+    let app = spawn_app().await;
+    let kid = our_kid(&app).await;
+    let token = server_token_of_length(&app, &kid, tessera::auth::guard::MAX_TOKEN_BYTES);
+
+    let reply = app.me(&token).await;
+
+    assert_eq!(reply.status, 200, "{}", reply.text);
+}
+
+#[actix_web::test]
+async fn a_valid_token_one_byte_over_8_kib_is_refused_as_too_large() {
+    let app = spawn_app().await;
+    let kid = our_kid(&app).await;
+    // Correctly signed, valid claims: only its size is wrong.
+    let token = server_token_of_length(&app, &kid, tessera::auth::guard::MAX_TOKEN_BYTES + 1);
+
+    let reply = app.me(&token).await;
+
+    assert_invalid_token(&reply);
+    assert!(
+        reply
+            .header("www-authenticate")
+            .contains(r#"error_description="token longer than 8 KiB""#),
+        "{}",
+        reply.header("www-authenticate")
+    );
+}
