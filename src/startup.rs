@@ -2,8 +2,9 @@
 //! → database → migrations → bind → serve. Everything that can fail does so
 //! before the port is opened.
 
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_cors::Cors;
 use actix_web::dev::Server;
@@ -29,6 +30,37 @@ use crate::state::AppState;
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// Pending connections the kernel queues before tessera accepts them
+/// (actix's own default; Linux caps it at `net.core.somaxconn`). A std
+/// `TcpListener` would get 128, and a burst of a few hundred connects would
+/// then lose SYNs and wait a second for the retransmit.
+pub const LISTEN_BACKLOG: i32 = 1024;
+
+/// Open connections per worker thread before actix pauses accepting
+/// (actix's default, set here so the limit is written down).
+pub const MAX_CONNECTIONS_PER_WORKER: usize = 25_000;
+
+/// How long a connection may take to send a complete request head, and how
+/// long an idle keep-alive connection is kept: idle and slowloris clients
+/// are cut off after this (actix's defaults, written down).
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Seconds SIGTERM waits for in-flight requests. A full bcrypt queue
+/// (32 logins per core, about 8 s of work at cost 12) drains well within it.
+pub const SHUTDOWN_TIMEOUT_SECONDS: u64 = 30;
+
+/// Binds the listening socket like `TcpListener::bind` (with
+/// `SO_REUSEADDR`), but with a [`LISTEN_BACKLOG`]-long accept queue.
+fn bind_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    #[cfg(unix)]
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
+}
 
 /// A startup failure: one line naming what is wrong.
 #[derive(Debug, thiserror::Error)]
@@ -104,7 +136,7 @@ impl Application {
         let signing = start_pool("signing", 256)?;
         let metrics =
             Metrics::new().map_err(|err| StartupError(format!("metrics registry: {err}")))?;
-        let listener = TcpListener::bind(settings.bind_addr).map_err(|err| {
+        let listener = bind_listener(settings.bind_addr).map_err(|err| {
             StartupError(format!(
                 "BIND_ADDR: cannot bind {}: {err}",
                 settings.bind_addr
@@ -164,9 +196,12 @@ impl Application {
                 .wrap(from_fn(access_log))
                 .wrap(http_metrics.clone())
         })
+        .max_connections(MAX_CONNECTIONS_PER_WORKER)
+        .client_request_timeout(CLIENT_TIMEOUT)
+        .keep_alive(CLIENT_TIMEOUT)
+        .shutdown_timeout(SHUTDOWN_TIMEOUT_SECONDS)
         .listen(listener)
         .map_err(|err| StartupError(format!("BIND_ADDR: {err}")))?
-        .shutdown_timeout(30)
         .run();
         Ok(Self { port, server })
     }
@@ -184,5 +219,38 @@ impl Application {
     /// A handle to stop the server (tests).
     pub fn handle(&self) -> actix_web::dev::ServerHandle {
         self.server.handle()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpStream;
+
+    use super::*;
+
+    #[test]
+    fn the_listener_queues_more_connections_than_std_s_128() {
+        // Linux caps the backlog at net.core.somaxconn (4096 on kernels
+        // since 5.4); below 300 there is nothing to show.
+        let somaxconn: i32 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+            .unwrap_or(LISTEN_BACKLOG);
+        if somaxconn < 300 {
+            return;
+        }
+        let listener = bind_listener("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+
+        // Nobody accepts: every connect must fit in the kernel's queue. With
+        // a 128-long queue the 130th would hang until the timeout.
+        let held: Vec<TcpStream> = (0..300)
+            .map(|i| {
+                TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+                    .unwrap_or_else(|err| panic!("connection {i} not queued: {err}"))
+            })
+            .collect();
+
+        assert_eq!(held.len(), 300);
     }
 }

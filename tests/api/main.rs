@@ -13,4 +13,5 @@ mod meta;
 mod observability;
 mod process;
 mod races;
+mod resource_limits;
 mod sessions;
