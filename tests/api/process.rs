@@ -61,12 +61,18 @@ fn serve(db: &TestDatabase, extra: &[(&str, &str)]) -> Served {
     }
 }
 
-fn terminate(served: &mut Served) -> std::process::ExitStatus {
-    Command::new("kill")
+/// Sends SIGTERM to the server, without waiting.
+fn send_sigterm(served: &Served) {
+    let status = Command::new("kill")
         .args(["-TERM", &served.child.id().to_string()])
         .status()
         .expect("kill");
-    let deadline = Instant::now() + Duration::from_secs(20);
+    assert!(status.success(), "kill -TERM failed");
+}
+
+/// Waits (blocking) for the server to exit, at most `within`.
+fn wait_for_exit(served: &mut Served, within: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + within;
     loop {
         if let Some(status) = served.child.try_wait().expect("wait") {
             return status;
@@ -74,6 +80,11 @@ fn terminate(served: &mut Served) -> std::process::ExitStatus {
         assert!(Instant::now() < deadline, "no exit after SIGTERM");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+fn terminate(served: &mut Served) -> std::process::ExitStatus {
+    send_sigterm(served);
+    wait_for_exit(served, Duration::from_secs(20))
 }
 
 #[actix_web::test]
@@ -221,4 +232,95 @@ fn keygen_refuses_to_overwrite() {
     let second = run();
     assert_eq!(second.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&second.stderr).contains("refusing to overwrite"));
+}
+
+/// bcrypt cost for the shutdown test: slow enough in a debug build that a
+/// few dozen logins keep both cores busy for seconds.
+const SLOW_BCRYPT_COST: &str = "9";
+
+#[actix_web::test]
+async fn sigterm_under_load_answers_every_accepted_request_then_exits_0() {
+    let db = TestDatabase::create();
+    let mut served = serve(
+        &db,
+        &[("BCRYPT_COST", SLOW_BCRYPT_COST), ("RUST_LOG", "info")],
+    );
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let url = |path: &str| format!("{}{path}", served.address);
+    let credentials = serde_json::json!({"username": "alice", "password": "correct horse"});
+    let register = client
+        .post(url("/auth/register"))
+        .json(&credentials)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(register.status(), 201);
+    let timing = Instant::now();
+    let login = client
+        .post(url("/auth/token"))
+        .json(&credentials)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    let one_login = timing.elapsed();
+    // Enough logins for about 4 s of bcrypt on every core, but no more than
+    // the bcrypt queue takes (32 per core), so none is refused with 503.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let count = ((4.0 * cores as f64 / one_login.as_secs_f64()) as usize).clamp(8, 30 * cores);
+
+    let logins: Vec<_> = (0..count)
+        .map(|_| {
+            let request = client.post(url("/auth/token")).json(&credentials).send();
+            actix_web::rt::spawn(async move {
+                let outcome = match request.await {
+                    Ok(response) => {
+                        let status = response.status().as_u16();
+                        let body: serde_json::Value = response.json().await.unwrap_or_default();
+                        Ok((status, body["access_token"].is_string()))
+                    }
+                    Err(err) => Err(err.to_string()),
+                };
+                (outcome, Instant::now())
+            })
+        })
+        .collect();
+    // Let every connection be accepted and its request read.
+    actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+    let signalled = Instant::now();
+    send_sigterm(&served);
+    // While the logins drain, new connections are refused.
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    let fresh = reqwest::Client::builder().no_proxy().build().unwrap();
+    let late = fresh.get(url("/healthz")).send().await;
+    let mut answers = Vec::new();
+    for login in logins {
+        answers.push(login.await.expect("login task"));
+    }
+    drop(client);
+    let drained = Instant::now();
+    let status = wait_for_exit(&mut served, Duration::from_secs(40));
+    let exited = Instant::now();
+
+    let log = served.log.lock().unwrap().clone();
+    eprintln!(
+        "{count} logins of {one_login:?} each; the last answered {:?} after SIGTERM; \
+         exit {:?} after that",
+        drained - signalled,
+        exited - drained
+    );
+    for (outcome, _) in &answers {
+        assert_eq!(outcome, &Ok((200, true)), "log:\n{log}");
+    }
+    let answered_after_signal = answers.iter().filter(|(_, at)| *at > signalled).count();
+    assert!(
+        answered_after_signal > 0,
+        "no login was still in flight at SIGTERM; raise the load"
+    );
+    assert!(
+        late.as_ref().is_err_and(|err| err.is_connect()),
+        "a new connection after SIGTERM was served: {late:?}"
+    );
+    assert!(status.success(), "SIGTERM must exit 0: {status:?}\n{log}");
+    assert!(log.contains("tessera stopped"), "{log}");
 }
