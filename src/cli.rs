@@ -8,6 +8,7 @@ use diesel::prelude::*;
 use crate::auth::keys;
 use crate::config::Settings;
 use crate::db;
+use crate::open_files;
 use crate::startup::Application;
 
 /// tessera: JWT authentication service (RS256 access tokens, rotating
@@ -96,6 +97,15 @@ pub fn init_logging(filter: &str) {
 fn serve() -> CliResult {
     let settings = load_settings()?;
     let bind_addr = settings.bind_addr;
+    match open_files::raise_to_hard_limit() {
+        Ok(Some(raised)) => log::info!(
+            "open files limit raised from {} to {}",
+            raised.from,
+            raised.to
+        ),
+        Ok(None) => {}
+        Err(err) => log::warn!("cannot raise the open files limit: {err}"),
+    }
     actix_web::rt::System::new().block_on(async move {
         let app = Application::build(settings).map_err(|err| err.to_string())?;
         log::info!("tessera listening on {}:{}", bind_addr.ip(), app.port());

@@ -13,6 +13,7 @@ pub mod envelope;
 pub mod error;
 pub mod json_body;
 pub mod metrics;
+pub mod open_files;
 pub mod rate_limit;
 pub mod request_id;
 pub mod routes;

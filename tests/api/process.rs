@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::helpers::test_key_path;
+use crate::resource_limits::{closed_by_server, ensure_open_files, hold_idle_connections};
 use crate::test_db::TestDatabase;
 
 /// A `tessera serve` child process whose stderr is collected.
@@ -18,8 +19,14 @@ struct Served {
 
 fn serve(db: &TestDatabase, extra: &[(&str, &str)]) -> Served {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    command.arg("serve");
+    serve_with(command, db, extra)
+}
+
+/// Like [`serve`], with a command that ends up running `tessera serve`
+/// (through a shell that sets limits first, say).
+fn serve_with(mut command: Command, db: &TestDatabase, extra: &[(&str, &str)]) -> Served {
     command
-        .arg("serve")
         .env("DATABASE_URL", db.url())
         .env("BIND_ADDR", "127.0.0.1:0")
         .env("BCRYPT_COST", "4")
@@ -323,4 +330,41 @@ async fn sigterm_under_load_answers_every_accepted_request_then_exits_0() {
     );
     assert!(status.success(), "SIGTERM must exit 0: {status:?}\n{log}");
     assert!(log.contains("tessera stopped"), "{log}");
+}
+
+#[actix_web::test]
+async fn a_low_open_files_limit_is_raised_so_a_thousand_idle_connections_fit() {
+    // The test process holds the client ends.
+    ensure_open_files(4096);
+    let db = TestDatabase::create();
+    // A soft limit of 256 (systemd's and containerd's defaults are 1024),
+    // under a hard limit high enough for the server to raise it.
+    let mut command = Command::new("sh");
+    command.args([
+        "-c",
+        "ulimit -Sn 256 && exec \"$0\" serve",
+        env!("CARGO_BIN_EXE_tessera"),
+    ]);
+    let mut served = serve_with(command, &db, &[("RUST_LOG", "info")]);
+    let address = served.address.trim_start_matches("http://").to_owned();
+
+    let held = hold_idle_connections(&address, 1_000).await;
+    let fresh = reqwest::Client::builder().no_proxy().build().unwrap();
+    let health = tokio::time::timeout(
+        Duration::from_secs(5),
+        fresh.get(format!("{}/healthz", served.address)).send(),
+    )
+    .await;
+    let closed = closed_by_server(&held);
+    drop(held);
+    let status = terminate(&mut served);
+
+    let log = served.log.lock().unwrap().clone();
+    let health = health
+        .expect("healthz answers within 5 s")
+        .expect("healthz");
+    assert_eq!(health.status(), 200);
+    assert_eq!(closed, 0, "{log}");
+    assert!(status.success());
+    assert!(log.contains("open files limit raised from 256"), "{log}");
 }

@@ -228,7 +228,7 @@ async fn a_json_value_nested_within_serdes_limit_is_still_a_normal_answer() {
 
 /// Raises this process's soft open-files limit to at least `wanted` (up to
 /// the hard limit): the test holds both ends of every connection.
-fn ensure_open_files(wanted: u64) {
+pub fn ensure_open_files(wanted: u64) {
     // SAFETY: getrlimit/setrlimit only read and write the struct passed.
     unsafe {
         let mut limit = libc::rlimit {
@@ -251,8 +251,7 @@ fn ensure_open_files(wanted: u64) {
 /// Opens `count` connections to the app, all at once; every other one
 /// sends the start of a request head and stops there (slowloris), the rest
 /// send nothing.
-async fn hold_idle_connections(app: &TestApp, count: usize) -> Vec<TcpStream> {
-    let address = app.address.trim_start_matches("http://");
+pub async fn hold_idle_connections(address: &str, count: usize) -> Vec<TcpStream> {
     futures_util::future::join_all((0..count).map(|i| async move {
         let mut stream = TcpStream::connect(address).await.expect("connect");
         if i % 2 == 1 {
@@ -267,7 +266,7 @@ async fn hold_idle_connections(app: &TestApp, count: usize) -> Vec<TcpStream> {
 }
 
 /// How many of `held` the server has closed (or answered) so far.
-fn closed_by_server(held: &[TcpStream]) -> usize {
+pub fn closed_by_server(held: &[TcpStream]) -> usize {
     let mut buffer = [0u8; 64];
     held.iter()
         .filter(|stream| match stream.try_read(&mut buffer) {
@@ -284,7 +283,7 @@ async fn a_thousand_idle_connections_do_not_stop_healthz() {
     let user = app.signed_up("alice", "correct horse").await;
 
     let opening = Instant::now();
-    let held = hold_idle_connections(&app, 1_000).await;
+    let held = hold_idle_connections(app.address.trim_start_matches("http://"), 1_000).await;
     let opened_in = opening.elapsed();
     // A new client: a new connection, not one pooled before the flood.
     let fresh = reqwest::Client::builder().no_proxy().build().unwrap();
@@ -314,7 +313,7 @@ async fn a_thousand_idle_connections_do_not_stop_healthz() {
 #[actix_web::test]
 async fn idle_and_unfinished_connections_are_closed_by_the_server() {
     let app = spawn_app().await;
-    let mut held = hold_idle_connections(&app, 2).await;
+    let mut held = hold_idle_connections(app.address.trim_start_matches("http://"), 2).await;
 
     // actix's client_request_timeout (5 s) bounds how long a connection
     // may take to send its request head; a slowloris client is cut off.
