@@ -56,7 +56,7 @@ pub async fn authenticate(
     match user {
         Some(user) if matches => {
             if state.passwords.needs_rehash(&user.password_hash) {
-                rehash_in_background(state, user.id, password);
+                rehash_in_background(state, user.id, user.password_hash.clone(), password);
             }
             Ok(user)
         }
@@ -79,8 +79,14 @@ pub async fn start_session(state: &AppState, user: User, client: ClientInfo) -> 
     .await
 }
 
-/// Re-hashes a password at the configured cost after a successful login.
-fn rehash_in_background(state: &web::Data<AppState>, user_id: Uuid, password: String) {
+/// Re-hashes a password at the configured cost after a successful login,
+/// unless the password changed meanwhile (`old_hash` is no longer stored).
+fn rehash_in_background(
+    state: &web::Data<AppState>,
+    user_id: Uuid,
+    old_hash: String,
+    password: String,
+) {
     let Ok(password) = Password::parse(&password) else {
         return;
     };
@@ -89,7 +95,7 @@ fn rehash_in_background(state: &web::Data<AppState>, user_id: Uuid, password: St
         let result = async {
             let hash = state.passwords.hash(password).await?;
             run_db(&state.pool, move |conn| {
-                users::set_password_hash(conn, user_id, &hash)
+                users::replace_password_hash(conn, user_id, &old_hash, &hash)
             })
             .await
         }
@@ -122,18 +128,25 @@ pub async fn confirm_password(
 }
 
 /// Stores a new password and revokes every session but `keep`, in one
-/// transaction.
+/// transaction. `confirmed` is the account as [`confirm_password`] read it:
+/// if its password changed since (a concurrent change won), this one is
+/// refused as a wrong current password, exactly as it would be had it come
+/// second, instead of overwriting the winner and revoking its session.
 pub async fn change_password(
     state: &AppState,
-    user_id: Uuid,
+    confirmed: User,
     keep: Uuid,
     new_password: Password,
 ) -> AppResult<()> {
     let hash = state.passwords.hash(new_password).await?;
+    let user_id = confirmed.id;
     run_db(&state.pool, move |conn| {
         conn.transaction(|conn| {
-            if users::set_password_hash(conn, user_id, &hash)? == 0 {
-                return Err(AppError::NotFound);
+            if users::replace_password_hash(conn, user_id, &confirmed.password_hash, &hash)? == 0 {
+                return Err(match users::find(conn, user_id)? {
+                    Some(_) => AppError::InvalidCredentials,
+                    None => AppError::NotFound,
+                });
             }
             sessions::revoke_all_for_user(conn, user_id, Some(keep), Utc::now())?;
             Ok(())

@@ -34,14 +34,25 @@ pub fn find(conn: &mut PgConnection, id: Uuid) -> QueryResult<Option<User>> {
         .optional()
 }
 
-/// Replaces a user's password hash.
-pub fn set_password_hash(conn: &mut PgConnection, id: Uuid, hash: &str) -> QueryResult<usize> {
-    diesel::update(users::table.find(id))
-        .set((
-            users::password_hash.eq(hash),
-            users::updated_at.eq(Utc::now()),
-        ))
-        .execute(conn)
+/// Replaces a user's password hash if it is still `expected` (0 rows
+/// otherwise): a change decided on an older read of the password, such as a
+/// concurrent password change or a re-hash, must not overwrite a newer one.
+pub fn replace_password_hash(
+    conn: &mut PgConnection,
+    id: Uuid,
+    expected: &str,
+    hash: &str,
+) -> QueryResult<usize> {
+    diesel::update(
+        users::table
+            .find(id)
+            .filter(users::password_hash.eq(expected)),
+    )
+    .set((
+        users::password_hash.eq(hash),
+        users::updated_at.eq(Utc::now()),
+    ))
+    .execute(conn)
 }
 
 /// Deletes a user; sessions and refresh tokens go with it (cascade).

@@ -188,10 +188,10 @@ pub async fn change_password(
         new_password,
     } = body.into_inner();
     let claims = user.claims();
-    accounts::confirm_password(&state, claims.sub, current_password).await?;
+    let account = accounts::confirm_password(&state, claims.sub, current_password).await?;
     let new_password =
         Password::parse(&new_password).map_err(|reason| AppError::field("new_password", reason))?;
-    accounts::change_password(&state, claims.sub, claims.sid, new_password).await?;
+    accounts::change_password(&state, account, claims.sid, new_password).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

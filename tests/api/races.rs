@@ -259,3 +259,111 @@ async fn a_password_change_racing_refreshes_leaves_only_the_callers_session() {
     // The caller's own session still rotates normally.
     assert_eq!(app.refresh(&caller.refresh_token).await.status, 200);
 }
+
+#[actix_web::test]
+async fn two_concurrent_password_changes_end_like_one_after_the_other() {
+    let app = spawn_race_app().await;
+
+    for round in 0..5 {
+        let name = format!("user{round}");
+        let phone = app.signed_up(&name, "correct horse").await;
+        let laptop = app.login(&name, "correct horse").await;
+        assert_eq!(laptop.status, 200);
+        let laptop_access = laptop.str("access_token");
+
+        // Both devices know the current password and change it at once.
+        let (from_phone, from_laptop) = futures_util::join!(
+            app.change_password(&phone.access_token, "correct horse", "phone horse"),
+            app.change_password(&laptop_access, "correct horse", "laptop horse"),
+        );
+
+        // In either serial order the second change no longer knows the
+        // current password: one 204, one 401, and the winner's session and
+        // password are the ones left.
+        let mut statuses = [from_phone.status, from_laptop.status];
+        statuses.sort_unstable();
+        assert_eq!(statuses, [204, 401], "round {round}");
+        let (winner, winner_password, loser_password) = if from_phone.status == 204 {
+            (&phone.access_token, "phone horse", "laptop horse")
+        } else {
+            (&laptop_access, "laptop horse", "phone horse")
+        };
+        let sessions = app.sessions(winner).await;
+        let listed = sessions.body["sessions"].as_array().unwrap();
+        assert_eq!(listed.len(), 1, "round {round}: {}", sessions.text);
+        assert_eq!(listed[0]["current"], true, "round {round}");
+        assert_eq!(app.login(&name, loser_password).await.status, 401);
+        assert_eq!(app.login(&name, winner_password).await.status, 200);
+    }
+}
+
+#[actix_web::test]
+async fn deleting_the_account_while_it_refreshes_and_logs_in_leaves_nothing() {
+    let app = spawn_race_app().await;
+    let caller = app.signed_up("alice", "correct horse").await;
+    let mut others = Vec::new();
+    for _ in 0..3 {
+        others.push(
+            app.login("alice", "correct horse")
+                .await
+                .str("refresh_token"),
+        );
+    }
+    let stop = Cell::new(false);
+    let delete = async {
+        let reply = app
+            .delete_account(&caller.access_token, "correct horse")
+            .await;
+        stop.set(true);
+        reply
+    };
+    let chains = join_all(
+        others
+            .iter()
+            .map(|token| refresh_chain(&app, token.clone(), &stop)),
+    );
+    let logins = join_all((0..5).map(|_| app.login("alice", "correct horse")));
+
+    let (deleted, chains, logins) = futures_util::join!(delete, chains, logins);
+
+    assert_eq!(deleted.status, 204, "{}", deleted.text);
+    for (seen, refused) in &chains {
+        assert!(refused, "a refresh after the deletion succeeded");
+        for token in seen {
+            assert_eq!(app.refresh(token).await.status, 401);
+        }
+    }
+    for login in &logins {
+        // Before the deletion 200 (and its session went with the account),
+        // after it 401; never anything else.
+        assert!(login.status == 200 || login.status == 401, "{}", login.text);
+        if login.status == 200 {
+            assert_eq!(app.refresh(&login.str("refresh_token")).await.status, 401);
+        }
+    }
+    assert_eq!(live_sessions(&app), 0);
+    assert_eq!(app.login("alice", "correct horse").await.status, 401);
+}
+
+#[actix_web::test]
+async fn a_rehash_after_login_does_not_undo_a_password_change_made_meanwhile() {
+    // The server re-hashes at cost 10 a password stored at cost 4, after
+    // the login that proved it, in the background.
+    let app = spawn_app_with(&[("BCRYPT_COST", "10")]).await;
+    app.register("alice", "correct horse").await;
+    let cost4 = bcrypt::hash("correct horse", 4).unwrap();
+    app.sql(&format!("UPDATE users SET password_hash = '{cost4}'"));
+    let timing = std::time::Instant::now();
+    let _ = bcrypt::hash("correct horse", 10).unwrap();
+    let one_hash = timing.elapsed();
+
+    assert_eq!(app.login("alice", "correct horse").await.status, 200);
+    // The password changes while that re-hash of the old one is running.
+    let changed = bcrypt::hash("battery staple", 4).unwrap();
+    app.sql(&format!("UPDATE users SET password_hash = '{changed}'"));
+    // Give the re-hash ample time to finish (and try to write).
+    tokio::time::sleep(one_hash * 5 + std::time::Duration::from_millis(500)).await;
+
+    assert_eq!(app.login("alice", "battery staple").await.status, 200);
+    assert_eq!(app.login("alice", "correct horse").await.status, 401);
+}
