@@ -62,6 +62,7 @@ fn code_for_status(status: StatusCode) -> &'static str {
         403 => "insufficient_scope",
         404 => "not_found",
         405 => "method_not_allowed",
+        408 => "request_timeout",
         409 => "username_taken",
         413 => "payload_too_large",
         415 => "unsupported_media_type",

@@ -58,6 +58,9 @@ pub enum AppError {
     /// Body over the size limit.
     #[error("payload too large")]
     PayloadTooLarge,
+    /// The body did not arrive within the body timeout.
+    #[error("request body timed out")]
+    RequestTimeout,
     /// Body that is not `application/json`.
     #[error("unsupported media type")]
     UnsupportedMediaType,
@@ -104,6 +107,7 @@ impl AppError {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::UsernameTaken => "username_taken",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::RequestTimeout => "request_timeout",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::Validation(_) => "validation_failed",
             Self::RateLimited { .. } => "rate_limited",
@@ -129,6 +133,7 @@ impl AppError {
             Self::MethodNotAllowed => "This route does not accept that method.".into(),
             Self::UsernameTaken => "That username is already taken.".into(),
             Self::PayloadTooLarge => "The request body is larger than 16 KiB.".into(),
+            Self::RequestTimeout => "The request body did not arrive in time.".into(),
             Self::UnsupportedMediaType => "The request body must be application/json.".into(),
             Self::Validation(_) => "Some fields have invalid values.".into(),
             Self::RateLimited { .. } => "Too many attempts; retry later.".into(),
@@ -163,6 +168,7 @@ impl ResponseError for AppError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::UsernameTaken => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,

@@ -3,6 +3,8 @@
 //! actix's JSON extractor also takes `text/json` and any `+json` type; the
 //! contract says a body that is not `application/json` is 415.
 
+use std::time::Duration;
+
 use actix_web::dev::Payload;
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{web, FromRequest, HttpRequest};
@@ -10,6 +12,12 @@ use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 
 use crate::error::AppError;
+
+/// Longest time a request body (at most 16 KiB) may take to arrive. actix
+/// bounds only the request head (`client_request_timeout`); without this, a
+/// client that stops in the middle of its body holds the connection and
+/// the request forever. 16 KiB in 10 s is about 13 kbit/s.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A JSON request body of type `T`, from an `application/json` request.
 #[derive(Debug)]
@@ -61,7 +69,12 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
         // The media type is settled above; the app's JsonConfig has
         // `content_type_required(false)` so actix does not re-judge it.
         let body = web::Json::<T>::from_request(req, payload);
-        Box::pin(async move { body.await.map(|json| JsonBody(json.into_inner())) })
+        Box::pin(async move {
+            match actix_web::rt::time::timeout(BODY_TIMEOUT, body).await {
+                Ok(json) => json.map(|json| JsonBody(json.into_inner())),
+                Err(_) => Err(AppError::RequestTimeout.into()),
+            }
+        })
     }
 }
 

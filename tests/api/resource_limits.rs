@@ -106,6 +106,37 @@ async fn a_chunked_body_over_16_kib_is_413() {
     );
 }
 
+#[actix_web::test]
+async fn a_body_that_stops_arriving_is_408_after_the_body_timeout() {
+    let app = spawn_app().await;
+    let user = app.signed_up("alice", "correct horse").await;
+    let address = app.address.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(address).await.expect("connect");
+    // Announces 100 bytes, sends one, then goes quiet (slow-body attack).
+    stream
+        .write_all(
+            b"POST /auth/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+              Content-Length: 100\r\n\r\n{",
+        )
+        .await
+        .expect("write");
+    let started = Instant::now();
+
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(
+        tessera::json_body::BODY_TIMEOUT + ANSWER_WITHIN,
+        stream.read_to_end(&mut answer),
+    )
+    .await;
+
+    assert!(read.is_ok(), "the server still holds the stalled request");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains(r#""error":"request_timeout""#), "{answer}");
+    assert!(started.elapsed() >= tessera::json_body::BODY_TIMEOUT);
+    assert_still_serving(&app, &user.access_token).await;
+}
+
 // ----------------------------------------------------------------- headers
 
 #[actix_web::test]
