@@ -11,6 +11,7 @@ use crate::auth::guard::{Admin, RequireRole};
 use crate::blocking::run_db;
 use crate::db::users;
 use crate::error::{AppError, AppResult, ErrorBody, FieldErrors};
+use crate::routes::openapi::{BearerRejected, Unavailable};
 use crate::state::AppState;
 
 /// Page size when `limit` is absent.
@@ -44,14 +45,16 @@ pub struct UserPage {
 #[utoipa::path(
     get, path = "/api/admin/users", tag = "admin", security(("bearer" = [])),
     params(
-        ("limit" = Option<u32>, Query, description = "1–200, default 50"),
-        ("after" = Option<String>, Query, description = "Cursor from a previous page's `next`"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "1–200, default 50"),
+        ("after" = Option<String>, Query, min_length = 1, pattern = "^[A-Za-z0-9_-]+$",
+            description = "Cursor from a previous page's `next` (opaque base64url; any other value is 422)"),
     ),
     responses(
         (status = 200, description = "One page of users", body = UserPage),
-        (status = 401, description = "missing_token / invalid_token", body = ErrorBody),
+        BearerRejected,
         (status = 403, description = "insufficient_scope: needs the admin role", body = ErrorBody),
         (status = 422, description = "Bad limit or cursor", body = ErrorBody),
+        Unavailable,
     )
 )]
 pub async fn list_users(

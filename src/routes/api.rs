@@ -12,6 +12,7 @@ use crate::db::sessions;
 use crate::domain::Password;
 use crate::error::{AppError, AppResult, ErrorBody};
 use crate::json_body::JsonBody;
+use crate::routes::openapi::{BearerRejected, JsonBodyErrors, Unavailable};
 use crate::state::AppState;
 
 /// `GET /api/me` body, from the verified token alone.
@@ -34,7 +35,7 @@ pub struct Me {
     get, path = "/api/me", tag = "api", security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller, from the token alone", body = Me),
-        (status = 401, description = "missing_token / invalid_token", body = ErrorBody),
+        BearerRejected,
     )
 )]
 pub async fn me(user: AuthenticatedUser) -> AppResult<HttpResponse> {
@@ -80,8 +81,15 @@ pub struct SessionList {
 #[utoipa::path(
     get, path = "/api/sessions", tag = "api", security(("bearer" = [])),
     responses(
-        (status = 200, description = "Live sessions", body = SessionList),
-        (status = 401, description = "missing_token / invalid_token", body = ErrorBody),
+        (status = 200, description = "Live sessions", body = SessionList,
+            links(("revoke" = (
+                operation_id = "revoke_session",
+                parameters(("session_id" = "$response.body#/sessions/0/session_id")),
+                description = "Revoke the first listed session"
+            )))
+        ),
+        BearerRejected,
+        Unavailable,
     )
 )]
 pub async fn list_sessions(
@@ -116,8 +124,9 @@ pub async fn list_sessions(
     params(("session_id" = String, Path, description = "A session id of the caller")),
     responses(
         (status = 204, description = "Session revoked"),
-        (status = 401, description = "missing_token / invalid_token", body = ErrorBody),
+        BearerRejected,
         (status = 404, description = "Not one of the caller's live sessions", body = ErrorBody),
+        Unavailable,
     )
 )]
 pub async fn revoke_session(
@@ -142,7 +151,8 @@ pub async fn revoke_session(
     delete, path = "/api/sessions", tag = "api", security(("bearer" = [])),
     responses(
         (status = 204, description = "Logged out everywhere"),
-        (status = 401, description = "missing_token / invalid_token", body = ErrorBody),
+        BearerRejected,
+        Unavailable,
     )
 )]
 pub async fn revoke_all_sessions(
@@ -173,9 +183,11 @@ pub struct PasswordChange {
     request_body = PasswordChange,
     responses(
         (status = 204, description = "Password changed; other sessions revoked"),
-        (status = 401, description = "Wrong current password, or bad token", body = ErrorBody),
+        JsonBodyErrors,
+        (status = 401, description = "invalid_credentials (wrong current password), or missing_token / invalid_token", body = ErrorBody),
         (status = 404, description = "Account deleted", body = ErrorBody),
         (status = 422, description = "Invalid new password", body = ErrorBody),
+        Unavailable,
     )
 )]
 pub async fn change_password(
@@ -208,8 +220,10 @@ pub struct AccountDeletion {
     request_body = AccountDeletion,
     responses(
         (status = 204, description = "Account and sessions deleted"),
-        (status = 401, description = "Wrong password, or bad token", body = ErrorBody),
+        JsonBodyErrors,
+        (status = 401, description = "invalid_credentials (wrong password), or missing_token / invalid_token", body = ErrorBody),
         (status = 404, description = "Account already deleted", body = ErrorBody),
+        Unavailable,
     )
 )]
 pub async fn delete_account(

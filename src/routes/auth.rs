@@ -15,14 +15,29 @@ use crate::domain::{Password, Username};
 use crate::error::{AppError, AppResult, ErrorBody, FieldErrors};
 use crate::json_body::JsonBody;
 use crate::routes::no_store_json;
+use crate::routes::openapi::{JsonBodyErrors, Unavailable};
 use crate::state::AppState;
 
-/// `{username, password}`: the body of register and token.
+/// `{username, password}`: the body of register.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct Registration {
+    /// 3–32 of ASCII letters, digits, `_ . -`; case-insensitive.
+    #[schema(min_length = 3, max_length = 32, pattern = "^[A-Za-z0-9_.-]+$")]
+    pub username: String,
+    /// 8–72 bytes of UTF-8, no NUL. JSON Schema counts characters, not
+    /// bytes, so the lengths here are the widest true bounds: 2 characters
+    /// (of 4 bytes each) to 72 (of 1 byte); within them the byte count decides.
+    #[schema(min_length = 2, max_length = 72, pattern = "^[^\\u0000]*$")]
+    pub password: String,
+}
+
+/// `{username, password}`: the body of token (login). Login checks no
+/// formats: any pair that matches no account is 401.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct Credentials {
-    /// 3–32 of ASCII letters, digits, `_ . -`; case-insensitive.
+    /// Username, any string (compared case-insensitively).
     pub username: String,
-    /// 8–72 bytes of UTF-8, no NUL.
+    /// Password, any string.
     pub password: String,
 }
 
@@ -66,23 +81,30 @@ pub struct RefreshRequest {
 /// `POST /auth/register`.
 #[utoipa::path(
     post, path = "/auth/register", tag = "auth",
-    request_body = Credentials,
+    request_body = Registration,
     responses(
-        (status = 201, description = "Account created", body = RegisteredUser),
-        (status = 400, description = "Malformed JSON or missing field", body = ErrorBody),
+        (status = 201, description = "Account created", body = RegisteredUser,
+            links(("login" = (
+                operation_id = "issue_token",
+                request_body = json!({
+                    "username": "$request.body#/username",
+                    "password": "$request.body#/password"
+                }),
+                description = "Log in with the new account"
+            )))
+        ),
+        JsonBodyErrors,
         (status = 409, description = "Username taken", body = ErrorBody),
-        (status = 413, description = "Body over 16 KiB", body = ErrorBody),
-        (status = 415, description = "Body is not JSON", body = ErrorBody),
         (status = 422, description = "Invalid username or password", body = ErrorBody),
-        (status = 429, description = "Rate limited", body = ErrorBody),
-        (status = 503, description = "Database unavailable", body = ErrorBody),
+        (status = 429, description = "Rate limited (Retry-After)", body = ErrorBody),
+        Unavailable,
     )
 )]
 pub async fn register(
     state: web::Data<AppState>,
-    body: JsonBody<Credentials>,
+    body: JsonBody<Registration>,
 ) -> AppResult<HttpResponse> {
-    let Credentials { username, password } = body.into_inner();
+    let Registration { username, password } = body.into_inner();
     let mut fields = FieldErrors::new();
     let username = Username::parse(&username)
         .map_err(|reason| fields.insert("username".into(), reason))
@@ -106,11 +128,24 @@ pub async fn register(
     post, path = "/auth/token", tag = "auth",
     request_body = Credentials,
     responses(
-        (status = 200, description = "Logged in; a new session", body = TokenResponse),
-        (status = 400, description = "Malformed JSON or missing field", body = ErrorBody),
+        (status = 200, description = "Logged in; a new session", body = TokenResponse,
+            links(
+                ("refresh" = (
+                    operation_id = "refresh",
+                    request_body = json!({"refresh_token": "$response.body#/refresh_token"}),
+                    description = "Rotate the new session's refresh token"
+                )),
+                ("logout" = (
+                    operation_id = "logout",
+                    request_body = json!({"refresh_token": "$response.body#/refresh_token"}),
+                    description = "Log the new session out"
+                ))
+            )
+        ),
+        JsonBodyErrors,
         (status = 401, description = "invalid_credentials", body = ErrorBody),
-        (status = 429, description = "Rate limited", body = ErrorBody),
-        (status = 503, description = "Database unavailable", body = ErrorBody),
+        (status = 429, description = "Rate limited (Retry-After)", body = ErrorBody),
+        Unavailable,
     )
 )]
 pub async fn issue_token(
@@ -140,10 +175,16 @@ pub async fn issue_token(
     post, path = "/auth/refresh", tag = "auth",
     request_body = RefreshRequest,
     responses(
-        (status = 200, description = "Rotated (or a grace retry: the same refresh token)", body = TokenResponse),
-        (status = 400, description = "Malformed JSON or missing field", body = ErrorBody),
+        (status = 200, description = "Rotated (or a grace retry: the same refresh token)", body = TokenResponse,
+            links(("refresh" = (
+                operation_id = "refresh",
+                request_body = json!({"refresh_token": "$response.body#/refresh_token"}),
+                description = "Rotate again with the new refresh token"
+            )))
+        ),
+        JsonBodyErrors,
         (status = 401, description = "invalid_grant", body = ErrorBody),
-        (status = 503, description = "Database unavailable", body = ErrorBody),
+        Unavailable,
     )
 )]
 pub async fn refresh(
@@ -185,8 +226,8 @@ pub async fn refresh(
     request_body = RefreshRequest,
     responses(
         (status = 204, description = "Session revoked (also for unknown tokens)"),
-        (status = 400, description = "Malformed JSON or missing field", body = ErrorBody),
-        (status = 503, description = "Database unavailable", body = ErrorBody),
+        JsonBodyErrors,
+        Unavailable,
     )
 )]
 pub async fn logout(

@@ -11,6 +11,7 @@ mod guard;
 mod limits;
 mod meta;
 mod observability;
+mod openapi_contract;
 mod process;
 mod races;
 mod resource_limits;
