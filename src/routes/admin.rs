@@ -50,7 +50,13 @@ pub struct UserPage {
             description = "Cursor from a previous page's `next` (opaque base64url; any other value is 422)"),
     ),
     responses(
-        (status = 200, description = "One page of users", body = UserPage),
+        (status = 200, description = "One page of users", body = UserPage,
+            links(("next_page" = (
+                operation_id = "list_users",
+                parameters(("after" = "$response.body#/next")),
+                description = "The following page"
+            )))
+        ),
         BearerRejected,
         (status = 403, description = "insufficient_scope: needs the admin role", body = ErrorBody),
         (status = 422, description = "Bad limit or cursor", body = ErrorBody),
@@ -140,11 +146,20 @@ fn encode_cursor(created_at: DateTime<Utc>, id: Uuid) -> String {
     URL_SAFE_NO_PAD.encode(format!("{}.{}", created_at.timestamp_micros(), id))
 }
 
+/// The earliest instant PostgreSQL's `timestamptz` holds (4714-11-24 BC),
+/// in microseconds since the Unix epoch. chrono's own limit (year 262143)
+/// is below PostgreSQL's latest, so only the lower end needs a check.
+const POSTGRES_MIN_MICROS: i64 = -210_866_803_200_000_000;
+
+/// Decodes a cursor; `None` for anything [`encode_cursor`] cannot have
+/// written, including instants PostgreSQL cannot compare against (which
+/// would otherwise fail the query with a 500).
 fn decode_cursor(raw: &str) -> Option<Cursor> {
     let bytes = URL_SAFE_NO_PAD.decode(raw).ok()?;
     let text = String::from_utf8(bytes).ok()?;
     let (micros, id) = text.split_once('.')?;
-    let created_at = DateTime::<Utc>::from_timestamp_micros(micros.parse().ok()?)?;
+    let micros: i64 = micros.parse().ok().filter(|m| *m >= POSTGRES_MIN_MICROS)?;
+    let created_at = DateTime::<Utc>::from_timestamp_micros(micros)?;
     Some((created_at, Uuid::parse_str(id).ok()?))
 }
 
@@ -159,6 +174,16 @@ mod tests {
         assert_eq!(decode_cursor(&encode_cursor(at, id)), Some((at, id)));
         assert_eq!(decode_cursor("garbage!"), None);
         assert_eq!(decode_cursor(&URL_SAFE_NO_PAD.encode("1.nope")), None);
+    }
+
+    #[test]
+    fn cursors_outside_postgres_time_range_are_refused() {
+        let id = Uuid::nil();
+        let cursor = |micros: i64| URL_SAFE_NO_PAD.encode(format!("{micros}.{id}"));
+        assert!(decode_cursor(&cursor(POSTGRES_MIN_MICROS)).is_some());
+        assert_eq!(decode_cursor(&cursor(POSTGRES_MIN_MICROS - 1)), None);
+        assert_eq!(decode_cursor(&cursor(i64::MIN)), None);
+        assert_eq!(decode_cursor(&cursor(i64::MAX)), None);
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The OpenAPI document agrees with the server's behaviour: what
+//! The OpenAPI document agrees with the server's behaviour, and the server
+//! survives what the document lets a client send: what the work on
 //! scripts/api-fuzz.sh (schemathesis) found, pinned down as tests.
 
 use std::process::Command;
@@ -252,4 +253,44 @@ async fn every_link_names_a_real_operation_and_its_parameters() {
         links >= 5,
         "expected the register/token/refresh/sessions links, found {links}"
     );
+}
+
+#[actix_web::test]
+async fn a_cursor_before_postgres_earliest_timestamp_is_422_not_500() {
+    use base64::Engine;
+    let app = spawn_app().await;
+    let token = admin_token(&app).await;
+    let cursor = |micros: i64| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(format!("{micros}.{}", uuid::Uuid::nil()))
+    };
+
+    // Year 95 000 BC: chrono holds it, PostgreSQL's timestamptz does not.
+    let before = app
+        .get(
+            &format!(
+                "/api/admin/users?after={}",
+                cursor(-3_000_000_000_000_000_000)
+            ),
+            Some(&token),
+        )
+        .await;
+    // Year 4 713 BC: the earliest instant PostgreSQL holds.
+    let earliest = app
+        .get(
+            &format!(
+                "/api/admin/users?after={}",
+                cursor(-210_866_803_200_000_000)
+            ),
+            Some(&token),
+        )
+        .await;
+
+    assert_eq!(before.status, 422, "{}", before.text);
+    assert_eq!(
+        before.body["fields"]["after"].as_str().map(str::is_empty),
+        Some(false)
+    );
+    assert_eq!(earliest.status, 200, "{}", earliest.text);
+    assert_eq!(earliest.body["users"].as_array().map(Vec::len), Some(1));
 }
