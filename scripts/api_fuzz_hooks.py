@@ -24,7 +24,7 @@ import os
 import requests
 import schemathesis
 
-# SPEC.md §4: the error codes and the one status each belongs to.
+# SPEC.md §4 (and README "Errors"): each error code and its one status.
 CODES = {
     "invalid_request": 400,
     "missing_token": 401,
@@ -34,6 +34,7 @@ CODES = {
     "insufficient_scope": 403,
     "not_found": 404,
     "method_not_allowed": 405,
+    "request_timeout": 408,
     "username_taken": 409,
     "payload_too_large": 413,
     "unsupported_media_type": 415,

@@ -46,8 +46,9 @@ use crate::routes::{admin, api, auth, meta};
 )]
 pub struct ApiDoc;
 
-/// 400 / 413 / 415: what every route with a JSON body can answer before its
-/// handler runs (`JsonBody` and the 16 KiB payload limit).
+/// 400 / 408 / 413 / 415: what every route with a JSON body can answer
+/// before its handler runs (`JsonBody`, its body timeout and the 16 KiB
+/// payload limit).
 #[derive(utoipa::IntoResponses)]
 pub enum JsonBodyErrors {
     /// `invalid_request`.
@@ -56,6 +57,12 @@ pub enum JsonBodyErrors {
         description = "invalid_request: no body, malformed JSON, or a missing or mistyped field"
     )]
     InvalidRequest(ErrorBody),
+    /// `request_timeout`.
+    #[response(
+        status = 408,
+        description = "request_timeout: the body did not arrive within 10 s"
+    )]
+    RequestTimeout(ErrorBody),
     /// `payload_too_large`.
     #[response(status = 413, description = "payload_too_large: body over 16 KiB")]
     PayloadTooLarge(ErrorBody),

@@ -75,6 +75,11 @@ async fn every_status_a_json_body_route_answers_to_a_bad_body_is_documented() {
 
     for (method, path) in &bodied {
         let documented = documented_statuses(&doc, method, path);
+        // A stalled body (10 s, tested in resource_limits.rs) is 408.
+        assert!(
+            documented.contains(&"408".to_owned()),
+            "{method} {path}: {documented:?}"
+        );
         for (content_type, body, expected) in &bad_bodies {
             let mut request = app
                 .client
