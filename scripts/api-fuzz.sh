@@ -88,6 +88,7 @@ BIN=$ROOT/target/$TARGET_DIR/tessera
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/tessera-api-fuzz.XXXXXX")
 DB_NAME="tessera_fuzz_$$"
 SERVER_PID=""
+FUZZ_PID=""
 DB_CREATED=""
 
 psql_admin() {
@@ -97,6 +98,10 @@ psql_admin() {
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
+    if [[ -n $FUZZ_PID ]]; then
+        kill -TERM "$FUZZ_PID" 2>/dev/null || true
+        wait "$FUZZ_PID" 2>/dev/null || true
+    fi
     if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
         kill -TERM "$SERVER_PID" 2>/dev/null || true
         for _ in $(seq 1 100); do
@@ -230,7 +235,14 @@ run_schemathesis() {
             --report-junit-path "$API_FUZZ_REPORT_DIR/$name.xml"
             --report-ndjson-path "$API_FUZZ_REPORT_DIR/$name.ndjson")
     fi
-    (cd "$TMP" && SCHEMATHESIS_HOOKS="$SCRIPTS/api_fuzz_hooks.py" "$ST" "${args[@]}" "$@")
+    # In the background plus `wait`, so that a TERM to this script runs the
+    # cleanup at once (bash defers traps while a foreground child runs).
+    (cd "$TMP" && SCHEMATHESIS_HOOKS="$SCRIPTS/api_fuzz_hooks.py" exec "$ST" "${args[@]}" "$@") &
+    FUZZ_PID=$!
+    local rc=0
+    wait "$FUZZ_PID" || rc=$?
+    FUZZ_PID=""
+    return "$rc"
 }
 
 export TESSERA_FUZZ_BASE_URL="$BASE" TESSERA_FUZZ_USERNAME="$FUZZ_USER" TESSERA_FUZZ_PASSWORD="$FUZZ_PASSWORD"
