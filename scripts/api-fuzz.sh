@@ -9,7 +9,8 @@
 # `tessera keygen`, starts the server on a free port, registers a fuzzer
 # account (granted `admin` so GET /api/admin/users is reachable), runs
 # schemathesis twice, then stops the server, drops the database and removes
-# its temporary directory. The exit code is schemathesis' (0 = no failure).
+# its temporary directory (also on failure, Ctrl-C or TERM). Exit 0 when both
+# passes find nothing, non-zero otherwise.
 #
 # Checks: every built-in schemathesis check (`--checks all`: no 5xx, status
 # code / content type / headers / body schema conform to the document,
@@ -19,8 +20,8 @@
 # headers, 204 has no body, every response has x-request-id.
 # scripts/api-fuzz.toml holds the two documented exceptions to "schema-valid
 # input is accepted". Phases: coverage, fuzzing and stateful (the document's
-# links chain register -> token -> refresh -> refresh / logout and
-# GET /api/sessions -> DELETE /api/sessions/{id}).
+# links chain register -> token -> refresh -> refresh / logout,
+# GET /api/sessions -> DELETE /api/sessions/{id}, and admin users -> next page).
 #
 # The bearer token, and the destructive routes. The hooks' auth provider logs
 # the fuzzer in (a new session every 2 s) and puts its access token on the
@@ -36,8 +37,8 @@
 #   then    DELETE /api/me with the right password must answer 204, no body;
 #   pass 2  the /api/ operations with the deleted account's still-valid token
 #           (stateless guard: it stays valid until exp), coverage + fuzzing,
-#           max examples = API_FUZZ_DELETED_MAX_EXAMPLES. Routes that need the
-#           account must answer the documented 404, never a 5xx.
+#           max examples = API_FUZZ_DELETED_MAX_EXAMPLES. Every answer must
+#           still be documented (404 on the routes that need the account).
 #
 # Environment (all optional):
 #   API_FUZZ_MAX_EXAMPLES=50          pass 1 examples per operation and phase
