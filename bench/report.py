@@ -21,8 +21,14 @@ Subcommands:
       Exits 1 when PID dies or S seconds pass.
 
   seed-sessions --url URL --body JSON --count N
-      Logs in N times (8 at a time) and prints the N refresh tokens, one per
-      line: one session per connection of the refresh loop.
+      Logs in N times (8 at a time, retrying 503s) and prints the N refresh
+      tokens, one per line: one session per connection of the refresh loop.
+
+  drain --url URL --body JSON --hash-seconds S [--timeout T]
+      Waits until the server's bcrypt queue is empty: logins that wrk left
+      behind when a phase ended still run (actix-web does not cancel a
+      handler when its client disconnects). Done when one login answers 200
+      within 3 hash times. Prints how long it waited.
 
   render --dir DIR [--param KEY=VALUE ...]
       Reads the wrk outputs (`<phase>.out`, each holding the `BENCH ...` line
@@ -116,18 +122,47 @@ def wait_ready(url: str, since_ns: int, pid: int, timeout: float) -> int:
     return 1
 
 
+def login_once(url: str, body: str) -> dict:
+    """One login; raises urllib.error.HTTPError on a non-2xx answer."""
+    request = urllib.request.Request(
+        url, data=body.encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=120) as reply:
+        return json.load(reply)
+
+
 def seed_sessions(url: str, body: str, count: int) -> int:
     def login(_: int) -> str:
-        request = urllib.request.Request(
-            url, data=body.encode(), headers={"Content-Type": "application/json"}, method="POST"
-        )
-        with urllib.request.urlopen(request, timeout=120) as reply:
-            return json.load(reply)["refresh_token"]
+        for _attempt in range(60):
+            try:
+                return login_once(url, body)["refresh_token"]
+            except urllib.error.HTTPError as err:
+                if err.code != 503:
+                    raise
+                time.sleep(float(err.headers.get("Retry-After", "1")))
+        raise SystemExit("report.py: the server kept answering 503")
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         tokens = list(pool.map(login, range(count)))
     print("\n".join(tokens))
     return 0
+
+
+def drain(url: str, body: str, hash_seconds: float, timeout: float) -> int:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        t0 = time.monotonic()
+        try:
+            login_once(url, body)
+            if time.monotonic() - t0 < 3 * hash_seconds:
+                print(f"{time.monotonic() - started:.1f}")
+                return 0
+        except urllib.error.HTTPError as err:
+            if err.code != 503:
+                raise
+            time.sleep(0.5)
+    print(f"report.py: the bcrypt queue did not drain within {timeout:.0f} s", file=sys.stderr)
+    return 1
 
 
 # --------------------------------------------------------------------------
@@ -339,6 +374,11 @@ def main() -> int:
     s.add_argument("--url", required=True)
     s.add_argument("--body", required=True)
     s.add_argument("--count", type=int, required=True)
+    d = sub.add_parser("drain")
+    d.add_argument("--url", required=True)
+    d.add_argument("--body", required=True)
+    d.add_argument("--hash-seconds", type=float, required=True)
+    d.add_argument("--timeout", type=float, default=120.0)
     r = sub.add_parser("render")
     r.add_argument("--dir", type=Path, required=True)
     r.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
@@ -352,6 +392,8 @@ def main() -> int:
         return 0
     if args.cmd == "wait-ready":
         return wait_ready(args.url, args.since_ns, args.pid, args.timeout)
+    if args.cmd == "drain":
+        return drain(args.url, args.body, args.hash_seconds, args.timeout)
     if args.cmd == "seed-sessions":
         return seed_sessions(args.url, args.body, args.count)
     params = dict(kv.split("=", 1) for kv in args.param)

@@ -284,10 +284,21 @@ warm "http://127.0.0.1:$NOCACHE_PORT/api/me" -H "$AUTH_HEADER"
 run_wrk me_nocache "$CONNECTIONS" "$DURATION" "http://127.0.0.1:$NOCACHE_PORT/api/me" -H "$AUTH_HEADER"
 stop_server "$NOCACHE_PID"
 
+HASH_SECONDS=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["median_s"])' "$TMP/bcrypt.json")
+# Logins that wrk abandoned at the end of a phase still run; start the next
+# bcrypt-bound phase on an empty queue.
+drain() {
+    local waited
+    waited=$("${REPORT[@]}" drain --url "$BASE/auth/token" --body "$LOGIN_BODY" \
+        --hash-seconds "$HASH_SECONDS") || die "the bcrypt queue did not drain"
+    log "bcrypt queue empty (waited ${waited}s)"
+}
+
 log "phase login: POST /auth/token, ${DURATION}s"
 BENCH_MODE=login BENCH_LOGIN_BODY="$LOGIN_BODY" \
     run_wrk login "$CONNECTIONS" "$DURATION" "$BASE/auth/token"
 
+drain
 # The storm starts STORM_RAMP seconds early (so every storm connection has a
 # login queued when /api/me is measured) and ends a second after it.
 STORM_TOTAL=$((STORM_RAMP + DURATION + 1))
@@ -301,6 +312,7 @@ BG_PIDS=("$STORM_PID")
 wait "$STORM_PID" || { cat "$TMP/storm_login.out" >&2; die "login storm wrk failed"; }
 BG_PIDS=()
 
+drain
 log "seeding $CONNECTIONS sessions for the refresh loop"
 "${REPORT[@]}" seed-sessions --url "$BASE/auth/token" --body "$LOGIN_BODY" \
     --count "$CONNECTIONS" >"$TMP/refresh_tokens.txt" || die "could not seed sessions"
