@@ -35,6 +35,6 @@ for target in $(cargo fuzz list); do
         echo "fuzz-smoke: $target FAILED"
         exit 1
     fi
-    grep -E '^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss_mb)' "$log" || true
+    grep -E '^(#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units|stat::peak_rss_mb)' "$log" || true
 done
 echo "fuzz-smoke: every target ran"
