@@ -73,6 +73,9 @@ def main() -> None:
     none_alg = b64url(compact({"alg": "none", "typ": "at+jwt"})) + "." + b64url(compact(claims)) + "."
     write("bearer_token", "alg-none-header", b"Bearer " + none_alg.encode())
     write("bearer_token", "basic-header", b"Basic dXNlcjpwYXNz")
+    # One byte over the guard's limit (Bearer + 8 KiB), so libFuzzer's
+    # -max_len grows past it.
+    write("bearer_token", "oversized-header", b"Bearer " + b"A" * (8 * 1024 + 1))
 
     for name, value in [
         ("plain", "alice"), ("mixed-case", "Alice_1.x-y"), ("longest", "a" * 32),

@@ -2,10 +2,14 @@
 //! guard runs (`check_authorization`: scheme, bearer extraction, then
 //! `TokenService::verify` with a real key), and as a bare token.
 //!
-//! Invariants: nothing panics; a token is accepted only when it is one the
-//! fixture key really signed (byte for byte); the cached and the uncached
-//! `TokenService` give the same answer; and changing any byte of a valid
-//! token makes it fail.
+//! Invariants: nothing panics; a value over `Bearer ` + 8 KiB is refused
+//! unparsed; a token is accepted only when it is one the fixture key really
+//! signed (byte for byte); the cached and the uncached `TokenService` give
+//! the same answer (the cached one also takes the guard's fast path); and
+//! changing any byte of a valid token makes it fail.
+//!
+//! libFuzzer's default `-max_len` is 4096; pass `-max_len=9000` to reach
+//! the size limit.
 
 #![no_main]
 
@@ -13,7 +17,7 @@ use std::sync::{Arc, LazyLock};
 
 use actix_web::http::header::HeaderValue;
 use libfuzzer_sys::fuzz_target;
-use tessera::auth::guard::{bearer_token, check_authorization};
+use tessera::auth::guard::{bearer_token, check_authorization, MAX_TOKEN_BYTES};
 use tessera::auth::keys::KeySet;
 use tessera::auth::tokens::{AccessClaims, Subject, TokenService};
 use tessera::config::Settings;
@@ -71,9 +75,21 @@ fn check_token(fixture: &Fixture, token: &str) {
 }
 
 fn check_header(fixture: &Fixture, value: &HeaderValue) {
-    let token = bearer_token(value);
     let cached = check_authorization(&fixture.cached, Some(value));
     let uncached = check_authorization(&fixture.uncached, Some(value));
+    if value.len() > "Bearer ".len() + MAX_TOKEN_BYTES {
+        for answer in [cached, uncached] {
+            assert!(
+                matches!(
+                    answer,
+                    Err(AppError::InvalidToken("token longer than 8 KiB"))
+                ),
+                "an oversized value was parsed: {answer:?}"
+            );
+        }
+        return;
+    }
+    let token = bearer_token(value);
     match (&cached, &uncached) {
         (Ok(a), Ok(b)) => {
             assert_eq!(a, b);
@@ -91,7 +107,9 @@ fn check_header(fixture: &Fixture, value: &HeaderValue) {
         }
         (Err(AppError::InvalidToken(a)), Err(AppError::InvalidToken(b))) => {
             assert_eq!(a, b, "the cache changed the reason");
-            let token = token.as_ref().expect("invalid token without a bearer token");
+            let token = token
+                .as_ref()
+                .expect("invalid token without a bearer token");
             assert!(!fixture.valid.contains(token), "a valid token was refused");
         }
         other => panic!("unexpected guard answers: {other:?}"),
