@@ -10,41 +10,28 @@ use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderValue, AUTHORIZATION};
 use actix_web::middleware::Next;
 use actix_web::{web, Error, FromRequest, HttpMessage, HttpRequest};
-use actix_web_httpauth::extractors::bearer::BearerAuth;
+use actix_web_httpauth::headers::authorization::{Bearer, Scheme};
 
-use crate::auth::tokens::AccessClaims;
+use crate::auth::tokens::{AccessClaims, TokenService};
 use crate::error::AppError;
 use crate::state::AppState;
 
-/// The guard of the private API, as middleware: actix-web-httpauth extracts
-/// the bearer credentials, [`TokenService::verify`] validates them. No token
-/// is 401 `missing_token`, a bad one 401 `invalid_token`; a good one leaves
-/// an [`AuthenticatedUser`] in the request. No database query is made.
+/// The guard of the private API, as middleware: [`check_authorization`]
+/// decides (size limit, the verified-token cache, actix-web-httpauth's
+/// bearer parsing, [`TokenService::verify`]). No token is 401
+/// `missing_token`, a bad one 401 `invalid_token`; a good one leaves an
+/// [`AuthenticatedUser`] in the request. No database query is made.
 ///
 /// It wraps each private route (one method each), so CORS preflights
 /// (`OPTIONS`, answered by actix-cors further out) never reach it.
 ///
 /// The refusal is answered here as a response (not an `Err`), so outer
 /// middleware still stamps `x-request-id` on it.
-///
-/// [`TokenService::verify`]: crate::auth::tokens::TokenService::verify
 pub async fn bearer_guard(
-    mut req: ServiceRequest,
+    req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
-    if authorization_too_long(&req) {
-        let err = AppError::InvalidToken("token longer than 8 KiB");
-        return Ok(req.error_response(err).map_into_right_body());
-    }
-    let verified = match cached_caller(&req) {
-        Some(user) => Ok(user),
-        None => {
-            normalize_bearer_scheme(&mut req);
-            let credentials = req.extract::<BearerAuth>().await.ok();
-            authenticate(&req, credentials)
-        }
-    };
-    match verified {
+    match authenticate(&req) {
         Ok(user) => {
             req.extensions_mut().insert(user);
             next.call(req)
@@ -59,69 +46,82 @@ pub async fn bearer_guard(
 /// bytes; anything past this is refused before any parsing or hashing.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
-/// Whether the `Authorization` value is too long to hold a token we accept
-/// (`Bearer ` plus at most [`MAX_TOKEN_BYTES`]).
-fn authorization_too_long(req: &ServiceRequest) -> bool {
-    req.headers()
-        .get(AUTHORIZATION)
-        .is_some_and(|value| value.len() > "Bearer ".len() + MAX_TOKEN_BYTES)
+/// Checks the credentials of one request.
+fn authenticate(req: &ServiceRequest) -> Result<AuthenticatedUser, AppError> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| AppError::internal("application state missing"))?;
+    check_authorization(&state.tokens, req.headers().get(AUTHORIZATION))
+        .map(AuthenticatedUser)
+        .inspect_err(|err| {
+            if let AppError::InvalidToken(reason) = err {
+                log::debug!("bearer token rejected: {reason}");
+                state.metrics.record_token_rejected();
+            }
+        })
+}
+
+/// The guard's whole decision on one `Authorization` header value: values
+/// over `Bearer ` + [`MAX_TOKEN_BYTES`] are refused unparsed; a token
+/// verified earlier is answered from the cache straight from the header
+/// bytes; otherwise [`bearer_token`] extracts it and
+/// [`TokenService::verify`] validates it. No value, or one that is not a
+/// bearer credential, is `MissingToken`; a bad token is `InvalidToken`.
+///
+/// Public so that the fuzz targets (`fuzz/`) and the tests run exactly what
+/// the guard runs, without a server.
+pub fn check_authorization(
+    tokens: &TokenService,
+    authorization: Option<&HeaderValue>,
+) -> Result<Arc<AccessClaims>, AppError> {
+    let value = authorization.ok_or(AppError::MissingToken)?;
+    if value.len() > "Bearer ".len() + MAX_TOKEN_BYTES {
+        return Err(AppError::InvalidToken("token longer than 8 KiB"));
+    }
+    if let Some(claims) = cached_claims(tokens, value) {
+        return Ok(claims);
+    }
+    let token = bearer_token(value).ok_or(AppError::MissingToken)?;
+    tokens.verify(&token).map_err(AppError::InvalidToken)
 }
 
 /// The fast path: a token verified earlier is recognised by its digest,
 /// straight from the header bytes, without a second scan or copy of the
-/// token. It answers only where the extraction below would have produced
+/// token. It answers only where [`bearer_token`] would have produced
 /// exactly these bytes as the token (the scheme `Bearer`, any case, one
 /// space, then the token); anything else takes the full path.
-fn cached_caller(req: &ServiceRequest) -> Option<AuthenticatedUser> {
+fn cached_claims(tokens: &TokenService, value: &HeaderValue) -> Option<Arc<AccessClaims>> {
     const SCHEME: &[u8] = b"Bearer ";
-    let value = req.headers().get(AUTHORIZATION)?.as_bytes();
-    let (scheme, token) = value.split_at_checked(SCHEME.len())?;
+    let (scheme, token) = value.as_bytes().split_at_checked(SCHEME.len())?;
     if !scheme.eq_ignore_ascii_case(SCHEME) {
         return None;
     }
-    let state = req.app_data::<web::Data<AppState>>()?;
-    state.tokens.verify_cached(token).map(AuthenticatedUser)
+    tokens.verify_cached(token)
 }
 
-/// Checks the credentials of one request.
-fn authenticate(
-    req: &ServiceRequest,
-    credentials: Option<BearerAuth>,
-) -> Result<AuthenticatedUser, AppError> {
-    let credentials = credentials.ok_or(AppError::MissingToken)?;
-    let state = req
-        .app_data::<web::Data<AppState>>()
-        .ok_or_else(|| AppError::internal("application state missing"))?;
-    state
-        .tokens
-        .verify(credentials.token())
-        .map(AuthenticatedUser)
-        .map_err(|reason| {
-            log::debug!("bearer token rejected: {reason}");
-            state.metrics.record_token_rejected();
-            AppError::InvalidToken(reason)
-        })
+/// The token of a `Bearer` credential, read by actix-web-httpauth's parser
+/// after the scheme is normalised: the scheme is case-insensitive (RFC 9110
+/// §11.1), `bEaReR x` is `Bearer x`, but actix-web-httpauth matches it
+/// exactly. `None` when the value is not a bearer credential.
+///
+/// Public for the same reason as [`check_authorization`].
+pub fn bearer_token(authorization: &HeaderValue) -> Option<String> {
+    let normalized = normalize_bearer_scheme(authorization);
+    Bearer::parse(normalized.as_ref().unwrap_or(authorization))
+        .ok()
+        .map(|bearer| bearer.token().to_owned())
 }
 
-/// Rewrites `authorization: bEaReR x` to `Bearer x` before extraction: the
-/// scheme is case-insensitive (RFC 9110 §11.1) but actix-web-httpauth
-/// matches it exactly. Only the first seven bytes are looked at, so the
-/// usual spelling costs no scan of the token.
-fn normalize_bearer_scheme(req: &mut ServiceRequest) {
+/// `bEaReR x` rewritten as `Bearer x`; `None` when nothing needs rewriting.
+/// Only the first seven bytes are looked at, so the usual spelling costs no
+/// scan of the token.
+fn normalize_bearer_scheme(value: &HeaderValue) -> Option<HeaderValue> {
     const CANONICAL: &[u8] = b"Bearer ";
-    let Some(value) = req.headers().get(AUTHORIZATION) else {
-        return;
-    };
-    let bytes = value.as_bytes();
-    let Some((scheme, rest)) = bytes.split_at_checked(CANONICAL.len()) else {
-        return;
-    };
+    let (scheme, rest) = value.as_bytes().split_at_checked(CANONICAL.len())?;
     if scheme == CANONICAL || !scheme.eq_ignore_ascii_case(CANONICAL) {
-        return;
+        return None;
     }
-    if let Ok(value) = HeaderValue::from_bytes(&[CANONICAL, rest].concat()) {
-        req.headers_mut().insert(AUTHORIZATION, value);
-    }
+    HeaderValue::from_bytes(&[CANONICAL, rest].concat()).ok()
 }
 
 /// The verified caller of a private route (`get_jwt_identity()`).

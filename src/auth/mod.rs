@@ -4,6 +4,8 @@
 pub mod guard;
 pub mod keys;
 pub mod password;
+#[cfg(test)]
+mod properties;
 pub mod refresh;
 pub mod token_cache;
 pub mod tokens;

@@ -353,4 +353,69 @@ mod tests {
         let token = RefreshToken::generate();
         assert_ne!(&token.lookup_hash()[..], token.expose().as_bytes());
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(128))]
+
+            #[test]
+            fn a_presented_token_is_kept_verbatim_and_hashed_by_its_text_alone(
+                raw in any::<String>(),
+                other in any::<String>(),
+            ) {
+                let presented = RefreshToken::presented(&raw);
+                prop_assert_eq!(presented.expose(), raw.as_str());
+                prop_assert_eq!(presented.lookup_hash(), RefreshToken::presented(&raw).lookup_hash());
+                prop_assert_eq!(format!("{presented:?}"), "RefreshToken(***)");
+                if other != raw {
+                    prop_assert_ne!(presented.lookup_hash(), RefreshToken::presented(&other).lookup_hash());
+                }
+            }
+
+            #[test]
+            fn only_the_spent_token_opens_its_sealed_successor(
+                spent in any::<String>(),
+                guess in any::<String>(),
+            ) {
+                let spent = RefreshToken::presented(&spent);
+                let successor = RefreshToken::generate();
+                let sealed = spent.seal(&successor).unwrap();
+                prop_assert_eq!(spent.open(&sealed), Some(successor));
+                if guess != spent.expose() {
+                    prop_assert_eq!(RefreshToken::presented(&guess).open(&sealed), None);
+                }
+            }
+
+            #[test]
+            fn a_changed_byte_of_a_sealed_successor_never_opens(
+                index in any::<prop::sample::Index>(),
+                mask in 1u8..,
+            ) {
+                let spent = RefreshToken::generate();
+                let mut sealed = spent.seal(&RefreshToken::generate()).unwrap();
+                let position = index.index(sealed.len());
+                sealed[position] ^= mask;
+                prop_assert_eq!(spent.open(&sealed), None);
+            }
+
+            #[test]
+            fn arbitrary_bytes_never_open_as_a_successor(
+                sealed in prop::collection::vec(any::<u8>(), 0..128),
+            ) {
+                prop_assert_eq!(RefreshToken::generate().open(&sealed), None);
+            }
+        }
+
+        #[test]
+        fn generated_tokens_are_43_base64url_characters_of_256_bits() {
+            for _ in 0..256 {
+                let token = RefreshToken::generate();
+                let bytes = URL_SAFE_NO_PAD.decode(token.expose()).unwrap();
+                assert_eq!((token.expose().len(), bytes.len()), (43, TOKEN_BYTES));
+            }
+        }
+    }
 }

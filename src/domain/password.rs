@@ -66,4 +66,42 @@ mod tests {
         let p = Password::parse("hunter2hunter2").unwrap();
         assert!(!format!("{p:?}").contains("hunter2"));
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn passwords_of_8_to_72_printable_bytes_are_kept_verbatim(raw in "[ -~]{8,72}") {
+                let parsed = Password::parse(&raw).unwrap();
+                prop_assert_eq!(parsed.expose(), raw.as_str());
+            }
+
+            #[test]
+            fn passwords_over_72_bytes_are_rejected_not_truncated(raw in "\\PC{19,80}") {
+                prop_assume!(raw.len() > 72);
+                prop_assert!(Password::parse(&raw).is_err());
+            }
+
+            #[test]
+            fn passwords_under_8_bytes_are_rejected(raw in "[ -~]{0,7}") {
+                prop_assert!(Password::parse(&raw).is_err());
+            }
+
+            #[test]
+            fn a_nul_byte_anywhere_is_rejected(head in "[ -~]{0,40}", tail in "[ -~]{0,31}") {
+                let raw = format!("{head}\0{tail}");
+                prop_assert!(Password::parse(&raw).is_err());
+            }
+
+            #[test]
+            fn any_string_is_judged_by_its_byte_length_and_nul(raw in any::<String>()) {
+                let expected = !raw.contains('\0') && (8..=72).contains(&raw.len());
+                prop_assert_eq!(Password::parse(&raw).is_ok(), expected);
+            }
+        }
+    }
 }

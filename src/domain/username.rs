@@ -74,4 +74,55 @@ mod tests {
         assert!(Username::parse(&"a".repeat(32)).is_ok());
         assert!(Username::parse("abc").is_ok());
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// The SPEC's rule, written independently of the parser.
+        fn allowed(raw: &str) -> bool {
+            (3..=32).contains(&raw.chars().count())
+                && raw
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn valid_usernames_are_accepted_lower_cased_and_reparse_to_themselves(
+                raw in "[A-Za-z0-9_.-]{3,32}",
+            ) {
+                let name = Username::parse(&raw).unwrap();
+                prop_assert_eq!(name.as_str(), raw.to_ascii_lowercase());
+                prop_assert_eq!(Username::parse(name.as_str()), Ok(name.clone()));
+                prop_assert_eq!(Username::parse(&raw.to_ascii_uppercase()), Ok(name));
+            }
+
+            #[test]
+            fn usernames_of_the_wrong_length_are_rejected(
+                raw in "[a-z0-9_.-]{0,2}|[a-z0-9_.-]{33,80}",
+            ) {
+                prop_assert!(Username::parse(&raw).is_err());
+            }
+
+            #[test]
+            fn one_character_outside_the_alphabet_is_rejected(
+                head in "[a-z0-9]{1,15}",
+                bad in any::<char>().prop_filter("outside the alphabet", |c| {
+                    !c.is_ascii_alphanumeric() && !"_.-".contains(*c)
+                }),
+                tail in "[a-z0-9]{1,15}",
+            ) {
+                let raw = format!("{head}{bad}{tail}");
+                prop_assert!(Username::parse(&raw).is_err(), "{:?} accepted", raw);
+            }
+
+            #[test]
+            fn any_string_is_judged_by_the_spec_rule_without_panicking(raw in any::<String>()) {
+                prop_assert_eq!(Username::parse(&raw).is_ok(), allowed(&raw));
+            }
+        }
+    }
 }
