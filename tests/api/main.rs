@@ -1,5 +1,6 @@
 //! Integration tests: the real server over HTTP against real PostgreSQL.
 
+mod chaos_proxy;
 mod helpers;
 mod test_db;
 
@@ -11,5 +12,6 @@ mod guard;
 mod limits;
 mod meta;
 mod observability;
+mod outage;
 mod process;
 mod sessions;
