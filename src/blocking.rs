@@ -5,6 +5,7 @@ use diesel::pg::PgConnection;
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use tokio::sync::oneshot;
 
@@ -12,7 +13,17 @@ use crate::db::DbPool;
 use crate::error::{AppError, AppResult};
 
 /// Checks a connection out of the pool and runs `f` on actix's blocking
-/// thread pool. A pool timeout becomes 503 `unavailable`.
+/// thread pool. No connection within the pool's timeout
+/// (`DB_TIMEOUT_SECONDS`) is 503 `unavailable`, and so is a step that has
+/// not finished within twice that: the wait for a connection plus as long
+/// again for the queries.
+///
+/// The second bound is needed because r2d2 tests an idle connection with a
+/// query that has no timeout of its own, and a query on a connection whose
+/// packets vanish can wait in libpq for minutes. Such a job is left to end
+/// on its thread (its connection fails or resumes later), but the request
+/// is answered in time, and a job that only gets its connection after its
+/// caller was answered does not run.
 pub async fn run_db<T, E, F>(pool: &DbPool, f: F) -> AppResult<T>
 where
     F: FnOnce(&mut PgConnection) -> Result<T, E> + Send + 'static,
@@ -20,14 +31,26 @@ where
     T: Send + 'static,
 {
     let pool = pool.clone();
-    web::block(move || -> AppResult<T> {
+    let budget = pool.connection_timeout() * 2;
+    let deadline = Instant::now() + budget;
+    let job = web::block(move || -> AppResult<T> {
         let mut conn = pool
             .get()
             .map_err(|err| AppError::Unavailable(err.to_string()))?;
+        if Instant::now() >= deadline {
+            // Already answered 503: never write behind the caller's back.
+            return Err(AppError::Unavailable(
+                "connection checked out after the deadline".into(),
+            ));
+        }
         f(&mut conn).map_err(Into::into)
-    })
-    .await
-    .map_err(AppError::internal)?
+    });
+    match actix_web::rt::time::timeout(budget, job).await {
+        Ok(joined) => joined.map_err(AppError::internal)?,
+        Err(_) => Err(AppError::Unavailable(format!(
+            "no answer from the database within {budget:?}"
+        ))),
+    }
 }
 
 /// CPU-heavy work (bcrypt, RSA signing) runs here: one thread per core, at

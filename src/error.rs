@@ -237,6 +237,14 @@ impl From<diesel::result::Error> for AppError {
             Error::DatabaseError(DatabaseErrorKind::UnableToSendCommand, info) => {
                 Self::Unavailable(info.message().to_owned())
             }
+            // A commit that failed, then a rollback that failed too: the
+            // commit's error says what happened (a lost connection, mostly).
+            Error::RollbackErrorOnCommit { commit_error, .. } => Self::from(*commit_error),
+            // A transaction left in an unknown state, which in practice
+            // means its connection broke; the pool discards it.
+            Error::BrokenTransactionManager => {
+                Self::Unavailable("transaction state lost with the connection".into())
+            }
             other => Self::internal(other),
         }
     }
@@ -331,6 +339,41 @@ mod tests {
         let text = String::from_utf8(body.to_vec()).unwrap();
         assert!(!text.contains("relation"));
         assert!(text.contains("\"internal\""));
+    }
+
+    #[test]
+    fn lost_connections_are_unavailable_and_other_database_errors_internal() {
+        use diesel::result::{DatabaseErrorKind, Error};
+        let closed = || {
+            Error::DatabaseError(
+                DatabaseErrorKind::ClosedConnection,
+                Box::new("server closed the connection unexpectedly".to_owned()),
+            )
+        };
+        let unavailable = [
+            closed(),
+            Error::DatabaseError(
+                DatabaseErrorKind::UnableToSendCommand,
+                Box::new("no connection to the server".to_owned()),
+            ),
+            Error::RollbackErrorOnCommit {
+                rollback_error: Box::new(closed()),
+                commit_error: Box::new(closed()),
+            },
+            Error::BrokenTransactionManager,
+        ];
+        for err in unavailable {
+            let described = format!("{err:?}");
+            assert!(
+                matches!(AppError::from(err), AppError::Unavailable(_)),
+                "{described}"
+            );
+        }
+        let other = Error::DatabaseError(
+            DatabaseErrorKind::CheckViolation,
+            Box::new("check violated".to_owned()),
+        );
+        assert!(matches!(AppError::from(other), AppError::Internal(_)));
     }
 
     #[test]

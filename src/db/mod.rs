@@ -29,18 +29,71 @@ pub type DbConn = PooledConnection<ConnectionManager<PgConnection>>;
 pub struct DbSetupError(String);
 
 /// Builds the pool; fails when the database cannot be reached in `timeout`.
+///
+/// `timeout` bounds the wait for a connection (and, in `run_db`, a whole
+/// database step). Every checkout is tested with a query, so a connection
+/// that died during an outage is replaced, and the pool recovers by itself
+/// once the database is back. The connections themselves get libpq network
+/// timeouts (see [`with_network_timeouts`]).
 pub fn build_pool(url: &str, size: u32, timeout: Duration) -> Result<DbPool, DbSetupError> {
     Pool::builder()
         .max_size(size)
         .min_idle(Some(1.min(size)))
         .connection_timeout(timeout)
-        .build(ConnectionManager::<PgConnection>::new(url))
+        .test_on_check_out(true)
+        .build(ConnectionManager::<PgConnection>::new(
+            with_network_timeouts(url, timeout),
+        ))
         .map_err(|err| {
             DbSetupError(format!(
                 "DATABASE_URL: cannot connect to {}: {err}",
                 redact(url)
             ))
         })
+}
+
+/// libpq settings that keep a dead network from blocking a pool thread:
+/// added to a `postgres://` URL unless it sets them itself.
+///
+/// Without them a connection attempt to a host that accepts but never
+/// answers waits forever, and it waits on one of r2d2's three connector
+/// threads, so after enough of them the pool can never reconnect, even once
+/// the database is back. `connect_timeout` (libpq's minimum is 2 s) bounds
+/// such attempts; `tcp_user_timeout` closes a connection whose sent data
+/// goes unacknowledged that long; keepalives find idle connections whose
+/// peer vanished. A URL that is not a `postgres://` URL (a `key=value`
+/// string) is returned unchanged.
+pub fn with_network_timeouts(url: &str, timeout: Duration) -> String {
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return url.to_owned();
+    };
+    if !matches!(parsed.scheme(), "postgres" | "postgresql") {
+        return url.to_owned();
+    }
+    let seconds = timeout.as_secs().max(2);
+    let defaults = [
+        ("connect_timeout", seconds.to_string()),
+        ("tcp_user_timeout", (seconds * 1000).to_string()),
+        ("keepalives", "1".to_owned()),
+        ("keepalives_idle", "30".to_owned()),
+        ("keepalives_interval", "10".to_owned()),
+        ("keepalives_count", "3".to_owned()),
+    ];
+    let present: Vec<String> = parsed
+        .query_pairs()
+        .map(|(key, _)| key.into_owned())
+        .collect();
+    let missing: Vec<_> = defaults
+        .iter()
+        .filter(|(key, _)| !present.iter().any(|p| p == key))
+        .collect();
+    if !missing.is_empty() {
+        let mut pairs = parsed.query_pairs_mut();
+        for (key, value) in missing {
+            pairs.append_pair(key, value);
+        }
+    }
+    parsed.to_string()
 }
 
 /// A trivial query, for readiness.
@@ -125,4 +178,58 @@ pub fn connection_error(url: &str, err: &diesel::ConnectionError) -> DbSetupErro
         "DATABASE_URL: cannot connect to {}: {first_line}",
         redact(url)
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn network_timeouts_are_added_to_a_url_without_them() {
+        let url = with_network_timeouts("postgres://u:p@db:5432/app", Duration::from_secs(3));
+        let parsed = url::Url::parse(&url).unwrap();
+        let pairs: Vec<(String, String)> = parsed.query_pairs().into_owned().collect();
+        let get = |key: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(get("connect_timeout"), Some("3"));
+        assert_eq!(get("tcp_user_timeout"), Some("3000"));
+        assert_eq!(get("keepalives"), Some("1"));
+        assert_eq!(parsed.host_str(), Some("db"));
+        assert_eq!(parsed.path(), "/app");
+        assert_eq!(parsed.password(), Some("p"));
+    }
+
+    #[test]
+    fn network_timeouts_respect_the_url_and_libpq_minimum() {
+        let url = with_network_timeouts(
+            "postgresql://db/app?sslmode=require&connect_timeout=10",
+            Duration::from_secs(1),
+        );
+        let parsed = url::Url::parse(&url).unwrap();
+        let connect: Vec<_> = parsed
+            .query_pairs()
+            .filter(|(k, _)| k == "connect_timeout")
+            .map(|(_, v)| v.into_owned())
+            .collect();
+        assert_eq!(connect, ["10"], "the URL's own value wins, once");
+        assert!(parsed
+            .query_pairs()
+            .any(|(k, v)| k == "sslmode" && v == "require"));
+        assert!(parsed
+            .query_pairs()
+            .any(|(k, v)| k == "tcp_user_timeout" && v == "2000"));
+    }
+
+    #[test]
+    fn a_key_value_connection_string_is_left_alone() {
+        let conninfo = "host=db dbname=app";
+        assert_eq!(
+            with_network_timeouts(conninfo, Duration::from_secs(3)),
+            conninfo
+        );
+    }
 }

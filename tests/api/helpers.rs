@@ -44,9 +44,20 @@ pub async fn spawn_app() -> TestApp {
 /// Spawns the app with extra environment variables over the test defaults.
 pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     let db = TestDatabase::create();
+    let url = db.url().to_owned();
+    spawn_app_on(db, &url, overrides).await
+}
+
+/// Spawns the app over `db`, reaching it at `database_url` (which may lead
+/// through a proxy; `db` itself is created and migrated directly).
+pub async fn spawn_app_on(
+    db: TestDatabase,
+    database_url: &str,
+    overrides: &[(&str, &str)],
+) -> TestApp {
     let key_path = test_key_path().display().to_string();
     let mut vars: HashMap<String, String> = [
-        ("DATABASE_URL", db.url()),
+        ("DATABASE_URL", database_url),
         ("BIND_ADDR", "127.0.0.1:0"),
         ("BCRYPT_COST", "4"),
         ("JWT_PRIVATE_KEY_PATH", key_path.as_str()),

@@ -1,5 +1,6 @@
 //! Integration tests: the real server over HTTP against real PostgreSQL.
 
+mod chaos_proxy;
 mod helpers;
 mod test_db;
 
@@ -12,6 +13,7 @@ mod limits;
 mod meta;
 mod observability;
 mod openapi_contract;
+mod outage;
 mod process;
 mod races;
 mod resource_limits;
