@@ -1,45 +1,21 @@
 //! Roles, the admin CLI, and the admin user listing.
 
 use std::collections::HashSet;
-use std::process::Command;
 
-use crate::helpers::{spawn_app, TestApp};
-
-/// Runs `tessera user <action> <username> <role>` against the test database.
-fn cli_role(app: &TestApp, action: &str, username: &str, role: &str) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .args(["user", action, username, role])
-        .env("DATABASE_URL", app.db.url())
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run tessera")
-}
-
-async fn admin_token(app: &TestApp) -> String {
-    app.signed_up("root_admin", "correct horse").await;
-    let out = cli_role(app, "grant-role", "root_admin", "admin");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    app.login("root_admin", "correct horse")
-        .await
-        .str("access_token")
-}
+use crate::helpers::spawn_app;
 
 #[actix_web::test]
 async fn a_granted_role_shows_in_the_next_token_from_login_and_refresh() {
     let app = spawn_app().await;
     let user = app.signed_up("alice", "correct horse").await;
 
-    let out = cli_role(&app, "grant-role", "ALICE", "admin");
+    let out = app.cli_role("grant-role", "ALICE", "admin");
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let again = cli_role(&app, "grant-role", "alice", "admin");
+    let again = app.cli_role("grant-role", "alice", "admin");
     assert!(again.status.success(), "granting twice is a no-op");
 
     let refreshed = app.refresh(&user.refresh_token).await;
@@ -51,7 +27,7 @@ async fn a_granted_role_shows_in_the_next_token_from_login_and_refresh() {
         serde_json::json!(["admin"])
     );
 
-    let out = cli_role(&app, "revoke-role", "alice", "admin");
+    let out = app.cli_role("revoke-role", "alice", "admin");
     assert!(out.status.success());
     let login = app.login("alice", "correct horse").await;
     assert_eq!(
@@ -64,7 +40,7 @@ async fn a_granted_role_shows_in_the_next_token_from_login_and_refresh() {
 async fn granting_a_role_to_an_unknown_user_exits_1_with_a_clear_line() {
     let app = spawn_app().await;
 
-    let out = cli_role(&app, "grant-role", "nobody", "admin");
+    let out = app.cli_role("grant-role", "nobody", "admin");
 
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no such user: nobody"));
@@ -87,7 +63,7 @@ async fn non_admins_get_403_insufficient_scope() {
 #[actix_web::test]
 async fn pagination_visits_every_user_exactly_once() {
     let app = spawn_app().await;
-    let token = admin_token(&app).await;
+    let token = app.admin_token().await;
     for i in 0..7 {
         app.register(&format!("user{i}"), "correct horse").await;
     }
@@ -122,7 +98,7 @@ async fn pagination_visits_every_user_exactly_once() {
 #[actix_web::test]
 async fn a_bad_limit_or_cursor_is_422_naming_the_field() {
     let app = spawn_app().await;
-    let token = admin_token(&app).await;
+    let token = app.admin_token().await;
 
     for (query, field) in [
         ("limit=0", "limit"),

@@ -154,6 +154,32 @@ pub struct LoggedIn {
 }
 
 impl TestApp {
+    /// Runs `tessera user <action> <username> <role>` (the admin CLI)
+    /// against this app's database.
+    pub fn cli_role(&self, action: &str, username: &str, role: &str) -> std::process::Output {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .args(["user", action, username, role])
+            .env("DATABASE_URL", self.db.url())
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run tessera")
+    }
+
+    /// Signs up `root_admin`, grants it `admin` with the CLI, logs it in and
+    /// returns its access token.
+    pub async fn admin_token(&self) -> String {
+        self.signed_up("root_admin", "correct horse").await;
+        let out = self.cli_role("grant-role", "root_admin", "admin");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.login("root_admin", "correct horse")
+            .await
+            .str("access_token")
+    }
+
     /// URL of a path.
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)

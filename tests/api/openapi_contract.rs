@@ -2,8 +2,6 @@
 //! survives what the document lets a client send: what the work on
 //! scripts/api-fuzz.sh (schemathesis) found, pinned down as tests.
 
-use std::process::Command;
-
 use serde_json::{json, Value};
 
 use crate::helpers::{spawn_app, TestApp};
@@ -30,25 +28,6 @@ fn keyword(schema: &Value, name: &str) -> usize {
     schema[name]
         .as_u64()
         .unwrap_or_else(|| panic!("no {name} in {schema}")) as usize
-}
-
-/// A logged-in user with the admin role.
-async fn admin_token(app: &TestApp) -> String {
-    app.signed_up("root_admin", "correct horse").await;
-    let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .args(["user", "grant-role", "root_admin", "admin"])
-        .env("DATABASE_URL", app.db.url())
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run tessera");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    app.login("root_admin", "correct horse")
-        .await
-        .str("access_token")
 }
 
 #[actix_web::test]
@@ -188,7 +167,7 @@ async fn a_login_with_a_name_outside_the_registration_rules_is_just_wrong_creden
 #[actix_web::test]
 async fn the_documented_page_size_bounds_are_the_servers_bounds() {
     let app = spawn_app().await;
-    let token = admin_token(&app).await;
+    let token = app.admin_token().await;
     let doc = document(&app).await;
     let limit = doc["paths"]["/api/admin/users"]["get"]["parameters"]
         .as_array()
@@ -264,7 +243,7 @@ async fn every_link_names_a_real_operation_and_its_parameters() {
 async fn a_cursor_before_postgres_earliest_timestamp_is_422_not_500() {
     use base64::Engine;
     let app = spawn_app().await;
-    let token = admin_token(&app).await;
+    let token = app.admin_token().await;
     let cursor = |micros: i64| {
         base64::engine::general_purpose::URL_SAFE_NO_PAD
             .encode(format!("{micros}.{}", uuid::Uuid::nil()))
