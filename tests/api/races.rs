@@ -4,10 +4,11 @@
 //! database and the API say is left.
 
 use std::cell::Cell;
+use std::future::Future;
 
 use futures_util::future::join_all;
 
-use crate::helpers::{spawn_app_with, TestApp};
+use crate::helpers::{spawn_app_with, Reply, TestApp};
 
 /// Enough pooled connections that every racer can be inside PostgreSQL at
 /// once (the race is then decided by row locks, not by pool queueing), and
@@ -43,7 +44,7 @@ fn live_sessions(app: &TestApp) -> i64 {
 /// one) until the server refuses, or until a refresh that started after
 /// `stop` was set has been answered. Returns every token it was given,
 /// and whether its last refresh was refused.
-async fn refresh_chain(app: &TestApp, mut token: String, stop: &Cell<bool>) -> (Vec<String>, bool) {
+async fn refresh_chain(app: &TestApp, mut token: String, stop: &Cell<bool>) -> Chain {
     let mut seen = Vec::new();
     for _ in 0..MAX_CHAIN {
         let started_after_stop = stop.get();
@@ -64,6 +65,32 @@ async fn refresh_chain(app: &TestApp, mut token: String, stop: &Cell<bool>) -> (
         }
     }
     panic!("a refresh chain ran {MAX_CHAIN} rounds without stopping");
+}
+
+/// What one refresh chain saw: the tokens it was given, and whether its
+/// last refresh was refused.
+type Chain = (Vec<String>, bool);
+
+/// Runs `operation` while each of `tokens` is refreshed in a chain as fast
+/// as it can ([`refresh_chain`]); a chain stops once a refresh that started
+/// after `operation` was answered has been answered.
+async fn while_refreshing(
+    app: &TestApp,
+    tokens: &[String],
+    operation: impl Future<Output = Reply>,
+) -> (Reply, Vec<Chain>) {
+    let stop = Cell::new(false);
+    let operation = async {
+        let reply = operation.await;
+        stop.set(true);
+        reply
+    };
+    let chains = join_all(
+        tokens
+            .iter()
+            .map(|token| refresh_chain(app, token.clone(), &stop)),
+    );
+    futures_util::join!(operation, chains)
 }
 
 #[actix_web::test]
@@ -142,17 +169,12 @@ async fn a_refresh_racing_a_logout_never_leaves_a_live_session() {
         let login = app.login("alice", "correct horse").await;
         assert_eq!(login.status, 200, "{}", login.text);
         let original = login.str("refresh_token");
-        let stop = Cell::new(false);
         // A client rotates the session as fast as it can while a logout
         // with the original (soon spent) token runs; the client keeps going
         // until the logout has been answered and it is refused.
-        let logout = async {
-            let reply = app.logout(&original).await;
-            stop.set(true);
-            reply
-        };
-        let (logout, (seen, refused)) =
-            futures_util::join!(logout, refresh_chain(&app, original.clone(), &stop));
+        let (logout, chains) =
+            while_refreshing(&app, std::slice::from_ref(&original), app.logout(&original)).await;
+        let (seen, refused) = &chains[0];
 
         assert_eq!(logout.status, 204, "round {round}: {}", logout.text);
         assert!(
@@ -212,22 +234,10 @@ async fn a_password_change_racing_refreshes_leaves_only_the_callers_session() {
             others.push(login.str("refresh_token"));
         }
         let new_password = format!("correct horse {round}");
-        let stop = Cell::new(false);
         // The caller changes the password while its four other sessions
         // refresh as fast as they can.
-        let change = async {
-            let reply = app
-                .change_password(&caller.access_token, &password, &new_password)
-                .await;
-            stop.set(true);
-            reply
-        };
-        let chains = join_all(
-            others
-                .iter()
-                .map(|token| refresh_chain(&app, token.clone(), &stop)),
-        );
-        let (changed, chains) = futures_util::join!(change, chains);
+        let change = app.change_password(&caller.access_token, &password, &new_password);
+        let (changed, chains) = while_refreshing(&app, &others, change).await;
 
         assert_eq!(changed.status, 204, "round {round}: {}", changed.text);
         for (seen, refused) in &chains {
@@ -309,22 +319,11 @@ async fn deleting_the_account_while_it_refreshes_and_logs_in_leaves_nothing() {
                 .str("refresh_token"),
         );
     }
-    let stop = Cell::new(false);
-    let delete = async {
-        let reply = app
-            .delete_account(&caller.access_token, "correct horse")
-            .await;
-        stop.set(true);
-        reply
-    };
-    let chains = join_all(
-        others
-            .iter()
-            .map(|token| refresh_chain(&app, token.clone(), &stop)),
-    );
+    let delete = app.delete_account(&caller.access_token, "correct horse");
     let logins = join_all((0..5).map(|_| app.login("alice", "correct horse")));
 
-    let (deleted, chains, logins) = futures_util::join!(delete, chains, logins);
+    let ((deleted, chains), logins) =
+        futures_util::join!(while_refreshing(&app, &others, delete), logins);
 
     assert_eq!(deleted.status, 204, "{}", deleted.text);
     for (seen, refused) in &chains {
