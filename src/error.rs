@@ -1,23 +1,12 @@
-//! The one error type of the HTTP layer and the JSON envelope it becomes.
+//! The one error type of tessera, without HTTP knowledge.
 //!
-//! Every failure a client can see is an [`AppError`]; its `ResponseError`
-//! impl writes `{"error", "message", "fields"?}` plus the headers RFC 6750
-//! and RFC 9110 ask for. Causes of 5xx answers are kept for the log and never
+//! Every failure a client can see is an [`AppError`]: a stable code and one
+//! human sentence. `http::error` maps each code to its status and writes the
+//! JSON envelope; causes of internal errors are kept for the log and never
 //! sent.
 
 use std::collections::BTreeMap;
 use std::fmt;
-
-use actix_web::http::header::{self, HeaderValue};
-use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, ResponseError};
-use serde::Serialize;
-
-/// The realm named in every `WWW-Authenticate` challenge.
-pub const REALM: &str = "tessera";
-
-/// Seconds a client is told to wait after a 503.
-const UNAVAILABLE_RETRY_AFTER_SECONDS: u64 = 1;
 
 /// Result alias for handlers and services.
 pub type AppResult<T> = Result<T, AppError>;
@@ -25,7 +14,7 @@ pub type AppResult<T> = Result<T, AppError>;
 /// Per-field validation messages, keyed by field name.
 pub type FieldErrors = BTreeMap<String, String>;
 
-/// Every error a request can end in (SPEC §4 table).
+/// Every error a request can end in (README "Errors").
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     /// Malformed JSON, missing or mistyped field.
@@ -117,7 +106,7 @@ impl AppError {
     }
 
     /// The one human sentence a client sees.
-    fn public_message(&self) -> String {
+    pub fn public_message(&self) -> String {
         match self {
             Self::InvalidRequest(detail) => detail.clone(),
             Self::MissingToken => "This route needs an Authorization: Bearer access token.".into(),
@@ -140,89 +129,6 @@ impl AppError {
             Self::Unavailable(_) => "The service is temporarily unavailable; retry shortly.".into(),
             Self::Internal(_) => "An unexpected error occurred.".into(),
         }
-    }
-}
-
-/// The JSON body of every error response.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
-    /// Stable machine-readable code, e.g. `invalid_token`.
-    pub error: String,
-    /// One human sentence.
-    pub message: String,
-    /// Per-field problems, only on validation errors.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fields: Option<FieldErrors>,
-}
-
-impl ResponseError for AppError {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
-            Self::MissingToken
-            | Self::InvalidToken(_)
-            | Self::InvalidCredentials
-            | Self::InvalidGrant => StatusCode::UNAUTHORIZED,
-            Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
-            Self::NotFound => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::UsernameTaken => StatusCode::CONFLICT,
-            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        let mut response = HttpResponse::build(self.status_code());
-        match self {
-            Self::MissingToken => {
-                response.insert_header((
-                    header::WWW_AUTHENTICATE,
-                    format!("Bearer realm=\"{REALM}\""),
-                ));
-            }
-            Self::InvalidToken(reason) => {
-                response.insert_header((
-                    header::WWW_AUTHENTICATE,
-                    format!(
-                        "Bearer realm=\"{REALM}\", error=\"invalid_token\", error_description=\"{reason}\""
-                    ),
-                ));
-            }
-            Self::InsufficientScope(role) => {
-                response.insert_header((
-                    header::WWW_AUTHENTICATE,
-                    format!(
-                        "Bearer realm=\"{REALM}\", error=\"insufficient_scope\", error_description=\"requires role {role}\", scope=\"{role}\""
-                    ),
-                ));
-            }
-            Self::RateLimited { retry_after } => {
-                response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
-            }
-            Self::Unavailable(_) => {
-                response.insert_header((
-                    header::RETRY_AFTER,
-                    UNAVAILABLE_RETRY_AFTER_SECONDS.to_string(),
-                ));
-            }
-            _ => {}
-        }
-        response.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
-        let fields = match self {
-            Self::Validation(fields) => Some(fields.clone()),
-            _ => None,
-        };
-        response.json(ErrorBody {
-            error: self.code().to_owned(),
-            message: self.public_message(),
-            fields,
-        })
     }
 }
 
@@ -268,78 +174,9 @@ pub fn on_unique_violation(
     }
 }
 
-/// Rewrites actix's JSON extractor failures into the envelope.
-pub fn json_error_handler(
-    err: actix_web::error::JsonPayloadError,
-    _req: &HttpRequest,
-) -> actix_web::Error {
-    use actix_web::error::JsonPayloadError as E;
-    let app_error = match &err {
-        E::OverflowKnownLength { .. } | E::Overflow { .. } => AppError::PayloadTooLarge,
-        E::ContentType => AppError::UnsupportedMediaType,
-        E::Deserialize(json) => AppError::InvalidRequest(describe_json_error(json)),
-        E::Payload(actix_web::error::PayloadError::Overflow) => AppError::PayloadTooLarge,
-        _ => AppError::InvalidRequest("The request body could not be read.".into()),
-    };
-    app_error.into()
-}
-
-/// Turns a serde_json error into one sentence without echoing the input.
-fn describe_json_error(err: &serde_json::Error) -> String {
-    use serde_json::error::Category;
-    match err.classify() {
-        Category::Syntax | Category::Eof => "The request body is not valid JSON.".into(),
-        Category::Data => {
-            let text = err.to_string();
-            // serde's data errors read "missing field `x` at line 1 column 2";
-            // keep the part before the position and never more than a line.
-            let head = text.split(" at line ").next().unwrap_or("invalid field");
-            let head: String = head.chars().take(120).collect();
-            format!("The request body has a missing or mistyped field: {head}.")
-        }
-        Category::Io => "The request body could not be read.".into(),
-    }
-}
-
-/// Rewrites query-string extractor failures into the envelope.
-pub fn query_error_handler(
-    err: actix_web::error::QueryPayloadError,
-    _req: &HttpRequest,
-) -> actix_web::Error {
-    AppError::InvalidRequest(format!("The query string is invalid: {err}.")).into()
-}
-
-/// A malformed path segment (such as a bad UUID) is simply "not found".
-pub fn path_error_handler(
-    _err: actix_web::error::PathError,
-    _req: &HttpRequest,
-) -> actix_web::Error {
-    AppError::NotFound.into()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actix_web::body::to_bytes;
-
-    #[actix_web::test]
-    async fn validation_errors_carry_fields() {
-        let response = AppError::field("username", "is too short").error_response();
-        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
-        let body = to_bytes(response.into_body()).await.unwrap();
-        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(json["error"], "validation_failed");
-        assert_eq!(json["fields"]["username"], "is too short");
-    }
-
-    #[actix_web::test]
-    async fn internal_errors_hide_their_cause() {
-        let response = AppError::internal("relation \"users\" does not exist").error_response();
-        let body = to_bytes(response.into_body()).await.unwrap();
-        let text = String::from_utf8(body.to_vec()).unwrap();
-        assert!(!text.contains("relation"));
-        assert!(text.contains("\"internal\""));
-    }
 
     #[test]
     fn lost_connections_are_unavailable_and_other_database_errors_internal() {
@@ -374,16 +211,5 @@ mod tests {
             Box::new("check violated".to_owned()),
         );
         assert!(matches!(AppError::from(other), AppError::Internal(_)));
-    }
-
-    #[test]
-    fn unavailable_and_rate_limited_carry_retry_after() {
-        for err in [
-            AppError::Unavailable("down".into()),
-            AppError::RateLimited { retry_after: 7 },
-        ] {
-            let response = err.error_response();
-            assert!(response.headers().contains_key(header::RETRY_AFTER));
-        }
     }
 }

@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tessera::auth::refresh::RefreshToken;
+use tessera::auth::refresh_token::RefreshToken;
 use tessera::routes::auth::RefreshRequest;
 
 fn check(raw: &str) {

@@ -9,13 +9,13 @@ use crate::error::{AppError, AppResult};
 
 /// bcrypt on its own low-priority threads, at the configured cost, with the
 /// dummy hash for unknown users. The one way handlers touch passwords.
-pub struct Passwords {
+pub struct PasswordHasher {
     pool: CpuPool,
     cost: u32,
     dummy: DummyHash,
 }
 
-impl Passwords {
+impl PasswordHasher {
     /// Uses `pool` for every hash and verify at `cost`.
     pub fn new(pool: CpuPool, cost: u32) -> Self {
         Self {
@@ -129,7 +129,7 @@ mod tests {
 
     #[test]
     fn a_hash_at_another_cost_needs_rehashing() {
-        let passwords = Passwords::new(CpuPool::new("test", 1, 1).unwrap(), 5);
+        let passwords = PasswordHasher::new(CpuPool::new("test", 1, 1).unwrap(), 5);
         let at_4 = hash(&Password::parse("password1").unwrap(), 4).unwrap();
         let at_5 = hash(&Password::parse("password1").unwrap(), 5).unwrap();
         assert!(passwords.needs_rehash(&at_4));

@@ -2,7 +2,7 @@
 //! full RS256 validation, so a busy client's repeated calls skip the RSA
 //! math.
 //!
-//! Rules (issue 5): the key is the SHA-256 of the WHOLE token string, so a
+//! Rules (README "Token rules"): the key is the SHA-256 of the WHOLE token string, so a
 //! token that differs by one byte (a tampered one) can never hit; an entry
 //! holds the validated claims and is forgotten when the token's `exp`
 //! arrives, never later; a hit therefore answers exactly what a full

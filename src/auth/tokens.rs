@@ -14,7 +14,7 @@ use crate::config::Settings;
 /// RFC 9068 explicit typing of access tokens.
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 
-/// The claims of an access token (SPEC §5).
+/// The claims of an access token (README "Token rules").
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct AccessClaims {
     /// Issuer.

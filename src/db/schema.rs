@@ -1,6 +1,20 @@
 // @generated automatically by Diesel CLI (kept in sync by hand).
 
 diesel::table! {
+    auth_events (id) {
+        id -> Uuid,
+        #[sql_name = "type"]
+        kind -> Text,
+        user_id -> Nullable<Uuid>,
+        session_id -> Nullable<Uuid>,
+        ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        created_at -> Timestamptz,
+        detail -> Jsonb,
+    }
+}
+
+diesel::table! {
     refresh_tokens (token_hash) {
         token_hash -> Bytea,
         session_id -> Uuid,
@@ -37,4 +51,4 @@ diesel::table! {
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(sessions -> users (user_id));
 
-diesel::allow_tables_to_appear_in_same_query!(refresh_tokens, sessions, users,);
+diesel::allow_tables_to_appear_in_same_query!(auth_events, refresh_tokens, sessions, users,);

@@ -25,6 +25,20 @@ pub fn find_by_username(conn: &mut PgConnection, username: &str) -> QueryResult<
         .optional()
 }
 
+/// Finds a user by lower-cased username and locks the row until the
+/// transaction ends (read-modify-write of its roles).
+pub fn find_by_username_for_update(
+    conn: &mut PgConnection,
+    username: &str,
+) -> QueryResult<Option<User>> {
+    users::table
+        .filter(users::username.eq(username))
+        .select(User::as_select())
+        .for_update()
+        .first(conn)
+        .optional()
+}
+
 /// Finds a user by id.
 pub fn find(conn: &mut PgConnection, id: Uuid) -> QueryResult<Option<User>> {
     users::table

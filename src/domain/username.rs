@@ -79,7 +79,7 @@ mod tests {
         use super::*;
         use proptest::prelude::*;
 
-        /// The SPEC's rule, written independently of the parser.
+        /// The documented rule, written independently of the parser.
         fn allowed(raw: &str) -> bool {
             (3..=32).contains(&raw.chars().count())
                 && raw

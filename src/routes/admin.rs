@@ -8,10 +8,10 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::auth::guard::{Admin, RequireRole};
-use crate::blocking::run_db;
-use crate::db::users;
-use crate::error::{AppError, AppResult, ErrorBody, FieldErrors};
+use crate::error::{AppError, AppResult, FieldErrors};
+use crate::http::error::ErrorBody;
 use crate::routes::openapi::{BearerRejected, Unavailable};
+use crate::services::accounts;
 use crate::state::AppState;
 
 /// Page size when `limit` is absent.
@@ -70,7 +70,7 @@ pub async fn list_users(
 ) -> AppResult<HttpResponse> {
     let (limit, after) = parse_page_query(&query)?;
     // One extra row tells whether another page exists.
-    let mut rows = run_db(&state.pool, move |conn| users::page(conn, after, limit + 1)).await?;
+    let mut rows = accounts::page(&state, after, limit + 1).await?;
     let has_more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     let next = if has_more {

@@ -6,16 +6,16 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::accounts;
-use crate::auth::refresh::{self, Grant, RefreshOutcome, RefreshToken};
-use crate::auth::tokens::Subject;
-use crate::blocking::run_db;
-use crate::client::client_info;
+use crate::auth::refresh_token::RefreshToken;
 use crate::domain::{Password, Username};
-use crate::error::{AppError, AppResult, ErrorBody, FieldErrors};
-use crate::json_body::JsonBody;
+use crate::error::{AppError, AppResult, FieldErrors};
+use crate::http::client_ip::client_info;
+use crate::http::error::ErrorBody;
+use crate::http::json_body::JsonBody;
 use crate::routes::no_store_json;
 use crate::routes::openapi::{JsonBodyErrors, Unavailable};
+use crate::services::accounts::{self, LoginOutcome};
+use crate::services::sessions::{self, IssuedTokens};
 use crate::state::AppState;
 
 /// `{username, password}`: the body of register.
@@ -52,10 +52,10 @@ pub struct RegisteredUser {
     pub created_at: DateTime<Utc>,
 }
 
-/// Token response: the lesson's `{token, user_id}` plus RFC 6749 §5.1.
+/// Token response: Flask-JWT-Extended's `{token, user_id}` plus RFC 6749 §5.1.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TokenResponse {
-    /// Same as `access_token` (the lesson's shape).
+    /// Same as `access_token` (Flask-JWT-Extended's shape).
     pub token: String,
     /// The user's id.
     pub user_id: Uuid,
@@ -154,20 +154,10 @@ pub async fn issue_token(
     body: JsonBody<Credentials>,
 ) -> AppResult<HttpResponse> {
     let Credentials { username, password } = body.into_inner();
-    let user = match accounts::authenticate(&state, &username, password).await {
-        Ok(user) => user,
-        Err(err) => {
-            if matches!(err, AppError::InvalidCredentials) {
-                state.metrics.record_login(false);
-                log::debug!("login failed: wrong username or password");
-            }
-            return Err(err);
-        }
-    };
-    state.metrics.record_login(true);
     let client = client_info(&req, state.settings.trust_forwarded_for);
-    let grant = accounts::start_session(&state, user, client).await?;
-    token_response(&state, grant, true).await
+    match accounts::log_in(&state.into_inner(), &username, password, client).await? {
+        LoginOutcome::SignedIn(tokens) => Ok(token_response(tokens)),
+    }
 }
 
 /// `POST /auth/refresh`: rotate the refresh token.
@@ -192,32 +182,8 @@ pub async fn refresh(
     body: JsonBody<RefreshRequest>,
 ) -> AppResult<HttpResponse> {
     let presented = RefreshToken::presented(&body.refresh_token);
-    let policy = state.session_policy();
-    let outcome = run_db(&state.pool, move |conn| {
-        refresh::rotate(conn, &presented, policy)
-    })
-    .await?;
-    match outcome {
-        RefreshOutcome::Rotated(grant) => token_response(&state, grant, true).await,
-        RefreshOutcome::GraceRetry(grant) => {
-            state.metrics.record_refresh_reuse("grace");
-            token_response(&state, grant, false).await
-        }
-        RefreshOutcome::ReuseDetected {
-            session_id,
-            user_id,
-        } => {
-            state.metrics.record_refresh_reuse("revoked");
-            log::warn!(
-                "refresh token reuse detected: revoked session {session_id} of user {user_id}"
-            );
-            Err(AppError::InvalidGrant)
-        }
-        RefreshOutcome::Invalid => {
-            log::debug!("refresh refused: unknown, expired or revoked token");
-            Err(AppError::InvalidGrant)
-        }
-    }
+    let tokens = sessions::refresh(&state.into_inner(), presented).await?;
+    Ok(token_response(tokens))
 }
 
 /// `POST /auth/logout`: revoke the token's session; always 204.
@@ -235,50 +201,22 @@ pub async fn logout(
     body: JsonBody<RefreshRequest>,
 ) -> AppResult<HttpResponse> {
     let presented = RefreshToken::presented(&body.refresh_token);
-    run_db(&state.pool, move |conn| refresh::logout(conn, &presented)).await?;
+    sessions::logout(&state, presented).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Signs an access token for a grant (off the async workers: RSA signing
-/// costs milliseconds) and writes the token response. `new_refresh_token`
-/// is false for a grace retry, which hands back an existing one.
-async fn token_response(
-    state: &web::Data<AppState>,
-    grant: Grant,
-    new_refresh_token: bool,
-) -> AppResult<HttpResponse> {
-    let signer = web::Data::clone(state);
-    let Grant {
-        user,
-        session,
-        refresh_token,
-    } = grant;
-    let user_id = user.id;
-    let issued = state
-        .signing
-        .run(move || {
-            signer.tokens.issue(&Subject {
-                user_id: user.id,
-                username: &user.username,
-                roles: &user.roles,
-                session_id: session.id,
-            })
-        })
-        .await?
-        .map_err(AppError::internal)?;
-    state.metrics.record_tokens_issued(new_refresh_token);
-    // Every grant has just (re)set the session's expiry to now + TTL.
-    let refresh_expires_in = state.settings.refresh_token_ttl_seconds;
-    Ok(no_store_json(
+/// The token response (`Cache-Control: no-store`).
+fn token_response(tokens: IssuedTokens) -> HttpResponse {
+    no_store_json(
         StatusCode::OK,
         &TokenResponse {
-            token: issued.token.clone(),
-            user_id,
-            access_token: issued.token,
+            token: tokens.access_token.clone(),
+            user_id: tokens.user_id,
+            access_token: tokens.access_token,
             token_type: "Bearer",
-            expires_in: issued.expires_in,
-            refresh_token: refresh_token.expose().to_owned(),
-            refresh_expires_in,
+            expires_in: tokens.expires_in,
+            refresh_token: tokens.refresh_token.expose().to_owned(),
+            refresh_expires_in: tokens.refresh_expires_in,
         },
-    ))
+    )
 }

@@ -6,7 +6,8 @@ use serde::Serialize;
 use crate::auth::keys::Jwks;
 use crate::blocking::run_db;
 use crate::db;
-use crate::error::{AppError, AppResult, ErrorBody};
+use crate::error::{AppError, AppResult};
+use crate::http::error::ErrorBody;
 use crate::state::AppState;
 
 /// `{"status": ...}` of the health routes.

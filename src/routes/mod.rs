@@ -3,19 +3,20 @@
 //! test checks the same list, so the document cannot drift from the server.
 
 pub mod admin;
-pub mod api;
 pub mod auth;
+pub mod me;
 pub mod meta;
 pub mod openapi;
+pub mod sessions;
 
 use actix_web::http::Method;
-use actix_web::middleware::from_fn;
+use actix_web::middleware::{from_fn, Condition};
 use actix_web::{web, HttpResponse, ResponseError, Route};
 use serde::Serialize;
 
 use crate::auth::guard::bearer_guard;
 use crate::error::AppError;
-use crate::rate_limit::AuthRateLimit;
+use crate::http::rate_limit::auth_rate_limit;
 
 /// Who may call an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +51,7 @@ impl Endpoint {
     }
 }
 
-/// Every endpoint tessera serves (SPEC §4).
+/// Every endpoint tessera serves (README "API in brief").
 pub fn endpoints() -> Vec<Endpoint> {
     use Access::{Private, Public, RateLimited};
     vec![
@@ -73,21 +74,22 @@ pub fn endpoints() -> Vec<Endpoint> {
         Endpoint::new(Method::GET, "/openapi.json", Public, |r| {
             r.to(openapi::openapi_json)
         }),
-        Endpoint::new(Method::GET, "/api/me", Private, |r| r.to(api::me)),
+        Endpoint::new(Method::GET, "/api/me", Private, |r| r.to(me::me)),
         Endpoint::new(Method::DELETE, "/api/me", Private, |r| {
-            r.to(api::delete_account)
+            r.to(me::delete_account)
         }),
         Endpoint::new(Method::POST, "/api/me/password", Private, |r| {
-            r.to(api::change_password)
+            r.to(me::change_password)
         }),
+        Endpoint::new(Method::GET, "/api/account", Private, |r| r.to(me::account)),
         Endpoint::new(Method::GET, "/api/sessions", Private, |r| {
-            r.to(api::list_sessions)
+            r.to(sessions::list_sessions)
         }),
         Endpoint::new(Method::DELETE, "/api/sessions", Private, |r| {
-            r.to(api::revoke_all_sessions)
+            r.to(sessions::revoke_all_sessions)
         }),
         Endpoint::new(Method::DELETE, "/api/sessions/{session_id}", Private, |r| {
-            r.to(api::revoke_session)
+            r.to(sessions::revoke_session)
         }),
         Endpoint::new(Method::GET, "/api/admin/users", Private, |r| {
             r.to(admin::list_users)
@@ -102,7 +104,7 @@ pub fn endpoints() -> Vec<Endpoint> {
 /// scope: a wrong method is 405 and an unknown `/api/...` path 404 whether
 /// or not a token was sent. GET routes also answer HEAD. Any other method is
 /// 405 in the envelope with an `Allow` header.
-pub fn configure(cfg: &mut web::ServiceConfig, rate_limit: &AuthRateLimit) {
+pub fn configure(cfg: &mut web::ServiceConfig) {
     let endpoints = endpoints();
     for path in distinct_paths(&endpoints) {
         let on_path: Vec<&Endpoint> = endpoints.iter().filter(|e| e.path == path).collect();
@@ -133,7 +135,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, rate_limit: &AuthRateLimit) {
         cfg.service(
             resource
                 .default_service(web::to(move || method_not_allowed(allow.clone())))
-                .wrap(rate_limit.middleware_if(rate_limited)),
+                .wrap(Condition::new(rate_limited, from_fn(auth_rate_limit))),
         );
     }
 }

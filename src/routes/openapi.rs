@@ -7,8 +7,8 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::error::ErrorBody;
-use crate::routes::{admin, api, auth, meta};
+use crate::http::error::ErrorBody;
+use crate::routes::{admin, auth, me, meta, sessions};
 
 /// The document's root.
 #[derive(OpenApi)]
@@ -27,15 +27,16 @@ use crate::routes::{admin, api, auth, meta};
         meta::readyz,
         meta::metrics,
         openapi_json,
-        api::me,
-        api::delete_account,
-        api::change_password,
-        api::list_sessions,
-        api::revoke_all_sessions,
-        api::revoke_session,
+        me::me,
+        me::delete_account,
+        me::change_password,
+        me::account,
+        sessions::list_sessions,
+        sessions::revoke_all_sessions,
+        sessions::revoke_session,
         admin::list_users,
     ),
-    components(schemas(crate::error::ErrorBody)),
+    components(schemas(crate::http::error::ErrorBody)),
     modifiers(&BearerSecurity),
     tags(
         (name = "auth", description = "Register, log in, refresh, log out"),

@@ -124,7 +124,7 @@ async fn a_body_that_stops_arriving_is_408_after_the_body_timeout() {
 
     let mut answer = Vec::new();
     let read = tokio::time::timeout(
-        tessera::json_body::BODY_TIMEOUT + ANSWER_WITHIN,
+        tessera::http::json_body::BODY_TIMEOUT + ANSWER_WITHIN,
         stream.read_to_end(&mut answer),
     )
     .await;
@@ -133,7 +133,7 @@ async fn a_body_that_stops_arriving_is_408_after_the_body_timeout() {
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains(r#""error":"request_timeout""#), "{answer}");
-    assert!(started.elapsed() >= tessera::json_body::BODY_TIMEOUT);
+    assert!(started.elapsed() >= tessera::http::json_body::BODY_TIMEOUT);
     assert_still_serving(&app, &user.access_token).await;
 }
 

@@ -4,15 +4,16 @@
 //! `{"error", "message"}` JSON with the same status.
 //!
 //! [`AppError`]: crate::error::AppError
+//!
+//! The code comes from the same status table that [`AppError`] responses use.
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpResponse};
 
-use crate::error::ErrorBody;
+use crate::http::error::{code_for_status, ErrorBody};
 
 /// Rewrites non-JSON error responses into the envelope.
 pub async fn ensure_json_errors(
@@ -53,23 +54,4 @@ pub async fn ensure_json_errors(
         fields: None,
     });
     Ok(ServiceResponse::new(req, replacement).map_into_right_body())
-}
-
-/// The envelope code for a bare status.
-fn code_for_status(status: StatusCode) -> &'static str {
-    match status.as_u16() {
-        401 => "invalid_token",
-        403 => "insufficient_scope",
-        404 => "not_found",
-        405 => "method_not_allowed",
-        408 => "request_timeout",
-        409 => "username_taken",
-        413 => "payload_too_large",
-        415 => "unsupported_media_type",
-        422 => "validation_failed",
-        429 => "rate_limited",
-        503 => "unavailable",
-        500..=599 => "internal",
-        _ => "invalid_request",
-    }
 }

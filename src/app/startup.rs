@@ -1,6 +1,7 @@
-//! Builds the application in the order SPEC §2 fixes: configuration → keys
-//! → database → migrations → bind → serve. Everything that can fail does so
-//! before the port is opened.
+//! Builds the application in a fixed order: configuration → keys →
+//! database → migrations → bind → serve, plus the background tasks that
+//! start and stop with the server. Everything that can fail does so before
+//! the port is opened.
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -13,18 +14,19 @@ use actix_web::middleware::{from_fn, Condition};
 use actix_web::{web, App, HttpServer};
 use actix_web_prom::PrometheusMetricsBuilder;
 
-use crate::access_log::access_log;
 use crate::auth::keys::KeySet;
-use crate::auth::password::Passwords;
+use crate::auth::password::PasswordHasher;
 use crate::auth::tokens::TokenService;
 use crate::blocking::CpuPool;
 use crate::config::Settings;
 use crate::db;
-use crate::envelope::ensure_json_errors;
-use crate::error::{json_error_handler, path_error_handler, query_error_handler};
+use crate::http::access_log::access_log;
+use crate::http::envelope::ensure_json_errors;
+use crate::http::error::{json_error_handler, path_error_handler, query_error_handler};
+use crate::http::request_id::request_id_middleware;
+use crate::jobs::{rehash, BackgroundTasks, RunningTasks};
+use crate::limiter;
 use crate::metrics::Metrics;
-use crate::rate_limit::AuthRateLimit;
-use crate::request_id::request_id_middleware;
 use crate::routes;
 use crate::state::AppState;
 
@@ -92,10 +94,13 @@ fn cors(origins: &[String]) -> Cors {
     cors
 }
 
-/// A bound, not yet running server and the port it got.
+/// A bound, not yet running server, the port it got, and the background
+/// tasks that run beside it.
 pub struct Application {
     port: u16,
     server: Server,
+    state: web::Data<AppState>,
+    tasks: BackgroundTasks,
 }
 
 impl Application {
@@ -132,7 +137,7 @@ impl Application {
         };
         // About 8 s of queued bcrypt work per core at cost 12; beyond that a
         // login is better answered 503 than left waiting.
-        let passwords = Passwords::new(start_pool("bcrypt", 32)?, settings.bcrypt_cost);
+        let passwords = PasswordHasher::new(start_pool("bcrypt", 32)?, settings.bcrypt_cost);
         let signing = start_pool("signing", 256)?;
         let metrics =
             Metrics::new().map_err(|err| StartupError(format!("metrics registry: {err}")))?;
@@ -147,14 +152,6 @@ impl Application {
             .map_err(|err| StartupError(format!("BIND_ADDR: {err}")))?
             .port();
 
-        let rate_limit = AuthRateLimit::new(
-            settings.auth_rate_limit_per_minute,
-            settings.trust_forwarded_for,
-            metrics.clone(),
-        )
-        .ok_or_else(|| {
-            StartupError("AUTH_RATE_LIMIT_PER_MINUTE: invalid limiter configuration".into())
-        })?;
         let cors_origins = settings.cors_allowed_origins.clone();
         // Request counts and latency histograms by route PATTERN (unmatched
         // paths fold into one series), on the same registry as ours.
@@ -164,17 +161,22 @@ impl Application {
             .build()
             .map_err(|err| StartupError(format!("metrics: {err}")))?;
         let tokens = TokenService::new(Arc::new(keys), &settings);
+        let (rehash_jobs, rehash_receiver) = rehash::queue();
         let state = web::Data::new(AppState {
+            auth_rate_limit: limiter::for_auth(settings.auth_rate_limit_per_minute),
             settings,
             pool,
             tokens,
             metrics,
             passwords,
             signing,
+            rehash_jobs,
         });
+        let tasks = BackgroundTasks::standard(rehash_receiver);
+        let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()
-                .app_data(state.clone())
+                .app_data(app_state.clone())
                 .app_data(
                     // JsonBody checks the media type itself (strictly).
                     web::JsonConfig::default()
@@ -185,7 +187,7 @@ impl Application {
                 .app_data(web::PayloadConfig::default().limit(MAX_BODY_BYTES))
                 .app_data(web::PathConfig::default().error_handler(path_error_handler))
                 .app_data(web::QueryConfig::default().error_handler(query_error_handler))
-                .configure(|cfg| routes::configure(cfg, &rate_limit))
+                .configure(routes::configure)
                 .default_service(web::to(routes::not_found))
                 .wrap(Condition::new(
                     !cors_origins.is_empty(),
@@ -203,7 +205,12 @@ impl Application {
         .listen(listener)
         .map_err(|err| StartupError(format!("BIND_ADDR: {err}")))?
         .run();
-        Ok(Self { port, server })
+        Ok(Self {
+            port,
+            server,
+            state,
+            tasks,
+        })
     }
 
     /// The port actually bound (useful with `BIND_ADDR=…:0`).
@@ -211,9 +218,14 @@ impl Application {
         self.port
     }
 
-    /// Serves until SIGTERM / Ctrl-C, then drains in-flight requests.
+    /// Starts the background tasks and serves until SIGTERM / Ctrl-C (or
+    /// the handle stops it); then drains in-flight requests, and after them
+    /// the background tasks.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let running: RunningTasks = self.tasks.start(self.state.into_inner());
+        let served = self.server.await;
+        running.stop().await;
+        served
     }
 
     /// A handle to stop the server (tests).

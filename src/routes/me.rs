@@ -1,18 +1,18 @@
-//! Private endpoints behind the bearer guard.
+//! The caller's own account: who the token says you are, password change,
+//! account deletion.
 
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::accounts;
 use crate::auth::guard::AuthenticatedUser;
-use crate::blocking::run_db;
-use crate::db::sessions;
 use crate::domain::Password;
-use crate::error::{AppError, AppResult, ErrorBody};
-use crate::json_body::JsonBody;
+use crate::error::{AppError, AppResult};
+use crate::http::error::ErrorBody;
+use crate::http::json_body::JsonBody;
 use crate::routes::openapi::{BearerRejected, JsonBodyErrors, Unavailable};
+use crate::services::accounts;
 use crate::state::AppState;
 
 /// `GET /api/me` body, from the verified token alone.
@@ -49,122 +49,6 @@ pub async fn me(user: AuthenticatedUser) -> AppResult<HttpResponse> {
         session_id: claims.sid,
         expires_at,
     }))
-}
-
-/// One device session as listed by `GET /api/sessions`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct SessionView {
-    /// Session id (`sid` of its tokens).
-    pub session_id: Uuid,
-    /// Login time.
-    pub created_at: DateTime<Utc>,
-    /// Last login or refresh.
-    pub last_used_at: DateTime<Utc>,
-    /// Inactivity deadline.
-    pub expires_at: DateTime<Utc>,
-    /// User-Agent at login.
-    pub user_agent: Option<String>,
-    /// Client IP at login.
-    pub ip: Option<String>,
-    /// Whether this is the caller's own session.
-    pub current: bool,
-}
-
-/// `GET /api/sessions` body.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct SessionList {
-    /// Live sessions, newest first.
-    pub sessions: Vec<SessionView>,
-}
-
-/// `GET /api/sessions`: the caller's live sessions.
-#[utoipa::path(
-    get, path = "/api/sessions", tag = "api", security(("bearer" = [])),
-    responses(
-        (status = 200, description = "Live sessions", body = SessionList,
-            links(("revoke" = (
-                operation_id = "revoke_session",
-                parameters(("session_id" = "$response.body#/sessions/0/session_id")),
-                description = "Revoke the first listed session"
-            )))
-        ),
-        BearerRejected,
-        Unavailable,
-    )
-)]
-pub async fn list_sessions(
-    state: web::Data<AppState>,
-    user: AuthenticatedUser,
-) -> AppResult<HttpResponse> {
-    let user_id = user.claims().sub;
-    let current = user.claims().sid;
-    let rows = run_db(&state.pool, move |conn| {
-        sessions::live_for_user(conn, user_id, Utc::now())
-    })
-    .await?;
-    let sessions = rows
-        .into_iter()
-        .map(|s| SessionView {
-            current: s.id == current,
-            session_id: s.id,
-            created_at: s.created_at,
-            last_used_at: s.last_used_at,
-            expires_at: s.expires_at,
-            user_agent: s.user_agent,
-            ip: s.ip,
-        })
-        .collect();
-    Ok(HttpResponse::Ok().json(SessionList { sessions }))
-}
-
-/// `DELETE /api/sessions/{session_id}`: revoke one of the caller's
-/// sessions. Someone else's, unknown and malformed ids are all 404.
-#[utoipa::path(
-    delete, path = "/api/sessions/{session_id}", tag = "api", security(("bearer" = [])),
-    params(("session_id" = String, Path, description = "A session id of the caller")),
-    responses(
-        (status = 204, description = "Session revoked"),
-        BearerRejected,
-        (status = 404, description = "Not one of the caller's live sessions", body = ErrorBody),
-        Unavailable,
-    )
-)]
-pub async fn revoke_session(
-    state: web::Data<AppState>,
-    user: AuthenticatedUser,
-    path: web::Path<String>,
-) -> AppResult<HttpResponse> {
-    let session_id = Uuid::parse_str(&path.into_inner()).map_err(|_| AppError::NotFound)?;
-    let user_id = user.claims().sub;
-    let revoked = run_db(&state.pool, move |conn| {
-        sessions::revoke_owned(conn, user_id, session_id, Utc::now())
-    })
-    .await?;
-    if revoked == 0 {
-        return Err(AppError::NotFound);
-    }
-    Ok(HttpResponse::NoContent().finish())
-}
-
-/// `DELETE /api/sessions`: log out everywhere.
-#[utoipa::path(
-    delete, path = "/api/sessions", tag = "api", security(("bearer" = [])),
-    responses(
-        (status = 204, description = "Logged out everywhere"),
-        BearerRejected,
-        Unavailable,
-    )
-)]
-pub async fn revoke_all_sessions(
-    state: web::Data<AppState>,
-    user: AuthenticatedUser,
-) -> AppResult<HttpResponse> {
-    let user_id = user.claims().sub;
-    run_db(&state.pool, move |conn| {
-        sessions::revoke_all_for_user(conn, user_id, None, Utc::now())
-    })
-    .await?;
-    Ok(HttpResponse::NoContent().finish())
 }
 
 /// `POST /api/me/password` body.
@@ -235,4 +119,61 @@ pub async fn delete_account(
     accounts::confirm_password(&state, user_id, body.into_inner().password).await?;
     accounts::delete(&state, user_id).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Second factors on an account.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MfaOverview {
+    /// Whether TOTP is enabled.
+    pub totp: bool,
+    /// Unused recovery codes.
+    pub recovery_codes_left: i64,
+    /// Registered passkeys.
+    pub passkeys: i64,
+}
+
+/// `GET /api/account` body.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Account {
+    /// The account's id.
+    pub user_id: Uuid,
+    /// Lower-cased username.
+    pub username: String,
+    /// Email address, or null.
+    pub email: Option<String>,
+    /// Whether the address was verified.
+    pub email_verified: bool,
+    /// Registration time.
+    pub created_at: DateTime<Utc>,
+    /// Second factors.
+    pub mfa: MfaOverview,
+}
+
+/// `GET /api/account`: the account as the database holds it.
+#[utoipa::path(
+    get, path = "/api/account", tag = "api", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's account", body = Account),
+        BearerRejected,
+        (status = 404, description = "Account deleted", body = ErrorBody),
+        Unavailable,
+    )
+)]
+pub async fn account(
+    state: web::Data<AppState>,
+    user: AuthenticatedUser,
+) -> AppResult<HttpResponse> {
+    let overview = accounts::overview(&state, user.claims().sub).await?;
+    Ok(HttpResponse::Ok().json(Account {
+        user_id: overview.user.id,
+        username: overview.user.username,
+        email: overview.email,
+        email_verified: overview.email_verified,
+        created_at: overview.user.created_at,
+        mfa: MfaOverview {
+            totp: overview.totp,
+            recovery_codes_left: overview.recovery_codes_left,
+            passkeys: overview.passkeys,
+        },
+    }))
 }

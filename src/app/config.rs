@@ -18,7 +18,7 @@ pub struct ConfigError {
     pub reason: String,
 }
 
-/// Everything the service reads from its environment (SPEC §3).
+/// Everything the service reads from its environment (README "Configuration").
 /// `Debug` prints the database URL without its password.
 #[derive(Clone)]
 pub struct Settings {

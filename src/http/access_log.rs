@@ -9,8 +9,8 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{web, Error};
 
-use crate::client::service_request_ip;
-use crate::request_id::REQUEST_ID_HEADER;
+use crate::http::client_ip::service_request_ip;
+use crate::http::request_id::REQUEST_ID_HEADER;
 use crate::state::AppState;
 
 /// Longest raw path logged for unmatched routes.

@@ -1,14 +1,17 @@
-//! What every handler shares: settings, pool, token service, metrics.
+//! What every handler and service shares: settings, pool, token service,
+//! metrics, the CPU pools and the job queues.
 
-use crate::auth::password::Passwords;
-use crate::auth::refresh::SessionPolicy;
+use crate::auth::password::PasswordHasher;
 use crate::auth::tokens::TokenService;
 use crate::blocking::CpuPool;
 use crate::config::Settings;
 use crate::db::DbPool;
+use crate::jobs::rehash;
+use crate::limiter::RateLimiter;
 use crate::metrics::Metrics;
+use crate::services::sessions::SessionPolicy;
 
-/// Application state, shared across workers behind `web::Data`.
+/// Application state, shared across workers (behind `web::Data`, an `Arc`).
 pub struct AppState {
     /// Validated configuration.
     pub settings: Settings,
@@ -19,10 +22,14 @@ pub struct AppState {
     /// Domain counters.
     pub metrics: Metrics,
     /// bcrypt hashing and verification on its own low-priority threads.
-    pub passwords: Passwords,
+    pub passwords: PasswordHasher,
     /// Low-priority threads for RSA signing, apart from bcrypt so token
     /// refreshes never queue behind a login storm.
     pub signing: CpuPool,
+    /// The per-client-IP budget of logins and registrations.
+    pub auth_rate_limit: Box<dyn RateLimiter>,
+    /// Passwords to store again at the configured bcrypt cost.
+    pub rehash_jobs: rehash::Queue,
 }
 
 impl AppState {

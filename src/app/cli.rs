@@ -5,10 +5,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use diesel::prelude::*;
 
+use crate::app::open_files;
 use crate::auth::keys;
 use crate::config::Settings;
 use crate::db;
-use crate::open_files;
+use crate::services::accounts;
 use crate::startup::Application;
 
 /// tessera: JWT authentication service (RS256 access tokens, rotating
@@ -150,33 +151,13 @@ fn user(action: UserAction) -> CliResult {
         UserAction::GrantRole { username, role } => (username, role, true),
         UserAction::RevokeRole { username, role } => (username, role, false),
     };
-    let role = role.trim().to_owned();
-    if role.is_empty() || role.len() > 64 || role.contains('\0') {
-        return Err(format!("ROLE: {role:?} is not a valid role name"));
-    }
-    let username = username.to_ascii_lowercase();
-    let found = db::users::find_by_username(&mut conn, &username)
-        .map_err(|err| format!("cannot look up user: {err}"))?
-        .ok_or_else(|| format!("no such user: {username}"))?;
-    let mut roles = found.roles.clone();
-    let changed = if grant {
-        !roles.contains(&role) && {
-            roles.push(role.clone());
-            true
-        }
-    } else {
-        let before = roles.len();
-        roles.retain(|r| r != &role);
-        roles.len() != before
-    };
-    if changed {
-        db::users::set_roles(&mut conn, found.id, &roles)
-            .map_err(|err| format!("cannot update roles: {err}"))?;
-    }
+    let change =
+        accounts::set_role(&mut conn, &username, &role, grant).map_err(|err| err.to_string())?;
     println!(
-        "{username}: roles = [{}]{}",
-        roles.join(", "),
-        if changed { "" } else { " (unchanged)" }
+        "{}: roles = [{}]{}",
+        change.username,
+        change.roles.join(", "),
+        if change.changed { "" } else { " (unchanged)" }
     );
     Ok(())
 }

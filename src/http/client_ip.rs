@@ -7,7 +7,7 @@ use actix_web::dev::ServiceRequest;
 use actix_web::http::header::{HeaderMap, USER_AGENT};
 use actix_web::HttpRequest;
 
-use crate::auth::refresh::ClientInfo;
+use crate::services::sessions::ClientInfo;
 
 /// Longest User-Agent kept on a session.
 const MAX_USER_AGENT_CHARS: usize = 512;

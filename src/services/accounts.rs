@@ -1,0 +1,278 @@
+//! Accounts: register, log in, confirm a password, change it, delete the
+//! account, grant and revoke roles. Handlers and the CLI parse input and
+//! call these; each state change owns its transaction.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use diesel::Connection;
+use uuid::Uuid;
+
+use crate::blocking::run_db;
+use crate::db::models::{NewUser, User};
+use crate::db::{sessions, users};
+use crate::domain::{Password, Username};
+use crate::error::{on_unique_violation, AppError, AppResult};
+use crate::jobs::rehash::RehashJob;
+use crate::services::sessions::{self as session_service, ClientInfo, IssuedTokens};
+use crate::state::AppState;
+
+/// Creates an account; a taken name (also in a race) is 409.
+pub async fn register(state: &AppState, username: Username, password: Password) -> AppResult<User> {
+    let hash = state.passwords.hash(password).await?;
+    run_db(&state.pool, move |conn| {
+        users::insert(
+            conn,
+            &NewUser {
+                id: Uuid::new_v4(),
+                username: username.as_str(),
+                password_hash: &hash,
+            },
+        )
+        .map_err(|err| on_unique_violation(err, "users_username_key", AppError::UsernameTaken))
+    })
+    .await
+}
+
+/// What a correct password leads to.
+#[derive(Debug)]
+pub enum Authentication {
+    /// The password was right and nothing more is needed.
+    Complete(User),
+}
+
+/// What a login came to.
+#[derive(Debug)]
+pub enum LoginOutcome {
+    /// A new session and its tokens.
+    SignedIn(IssuedTokens),
+}
+
+/// Logs in with a username and password: checks them, then starts a
+/// session on this device. Every mismatch is `invalid_credentials`.
+pub async fn log_in(
+    state: &Arc<AppState>,
+    username: &str,
+    password: String,
+    client: ClientInfo,
+) -> AppResult<LoginOutcome> {
+    let authentication = match authenticate(state, username, password).await {
+        Ok(authentication) => authentication,
+        Err(err) => {
+            if matches!(err, AppError::InvalidCredentials) {
+                state.metrics.record_login(false);
+                log::debug!("login failed: wrong username or password");
+            }
+            return Err(err);
+        }
+    };
+    match authentication {
+        Authentication::Complete(user) => {
+            state.metrics.record_login(true);
+            let tokens = session_service::start(state, user, client).await?;
+            Ok(LoginOutcome::SignedIn(tokens))
+        }
+    }
+}
+
+/// Checks a login. Any mismatch, including names that cannot exist, is
+/// `invalid_credentials` after exactly one bcrypt run.
+pub async fn authenticate(
+    state: &AppState,
+    username: &str,
+    password: String,
+) -> AppResult<Authentication> {
+    // Login checks no formats, but a name that cannot exist (NUL bytes,
+    // 10 KiB) never reaches the database.
+    let user = match Username::parse(username) {
+        Ok(name) => {
+            run_db(&state.pool, move |conn| {
+                users::find_by_username(conn, name.as_str())
+            })
+            .await?
+        }
+        Err(_) => None,
+    };
+    let stored = user.as_ref().map(|u| u.password_hash.clone());
+    let candidate = password.clone();
+    let matches = state.passwords.verify(candidate, stored).await?;
+    match user {
+        Some(user) if matches => {
+            if state.passwords.needs_rehash(&user.password_hash) {
+                if let Ok(password) = Password::parse(&password) {
+                    state.rehash_jobs.submit(RehashJob {
+                        user_id: user.id,
+                        old_hash: user.password_hash.clone(),
+                        password,
+                    });
+                }
+            }
+            Ok(Authentication::Complete(user))
+        }
+        _ => Err(AppError::InvalidCredentials),
+    }
+}
+
+/// Loads the caller's account (404 when it was deleted) and checks a
+/// password against it (401 `invalid_credentials` when wrong).
+pub async fn confirm_password(
+    state: &AppState,
+    user_id: Uuid,
+    candidate: String,
+) -> AppResult<User> {
+    let account = run_db(&state.pool, move |conn| users::find(conn, user_id))
+        .await?
+        .ok_or(AppError::NotFound)?;
+    if state
+        .passwords
+        .verify(candidate, Some(account.password_hash.clone()))
+        .await?
+    {
+        Ok(account)
+    } else {
+        Err(AppError::InvalidCredentials)
+    }
+}
+
+/// Stores a new password and revokes every session but `keep`, in one
+/// transaction. `confirmed` is the account as [`confirm_password`] read it:
+/// if its password changed since (a concurrent change won), this one is
+/// refused as a wrong current password, exactly as it would be had it come
+/// second, instead of overwriting the winner and revoking its session.
+pub async fn change_password(
+    state: &AppState,
+    confirmed: User,
+    keep: Uuid,
+    new_password: Password,
+) -> AppResult<()> {
+    let hash = state.passwords.hash(new_password).await?;
+    let user_id = confirmed.id;
+    run_db(&state.pool, move |conn| {
+        conn.transaction(|conn| {
+            if users::replace_password_hash(conn, user_id, &confirmed.password_hash, &hash)? == 0 {
+                return Err(match users::find(conn, user_id)? {
+                    Some(_) => AppError::InvalidCredentials,
+                    None => AppError::NotFound,
+                });
+            }
+            sessions::revoke_all_for_user(conn, user_id, Some(keep), Utc::now())?;
+            Ok(())
+        })
+    })
+    .await
+}
+
+/// Deletes an account; its sessions and refresh tokens go by cascade.
+pub async fn delete(state: &AppState, user_id: Uuid) -> AppResult<()> {
+    let deleted = run_db(&state.pool, move |conn| users::delete(conn, user_id)).await?;
+    if deleted == 0 {
+        return Err(AppError::NotFound);
+    }
+    Ok(())
+}
+
+/// One page of accounts ordered by `(created_at, id)`, after the cursor
+/// (the admin listing).
+pub async fn page(
+    state: &AppState,
+    after: Option<(chrono::DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> AppResult<Vec<User>> {
+    run_db(&state.pool, move |conn| users::page(conn, after, limit)).await
+}
+
+/// The database view of an account (`GET /api/account`). Each credential
+/// feature fills in its own part.
+#[derive(Debug, Clone)]
+pub struct AccountOverview {
+    /// The account.
+    pub user: User,
+    /// The address on file, if any.
+    pub email: Option<String>,
+    /// Whether that address was verified.
+    pub email_verified: bool,
+    /// Whether TOTP is enabled.
+    pub totp: bool,
+    /// Unused recovery codes.
+    pub recovery_codes_left: i64,
+    /// Registered passkeys.
+    pub passkeys: i64,
+}
+
+/// Reads the caller's account; `not_found` once it was deleted.
+pub async fn overview(state: &AppState, user_id: Uuid) -> AppResult<AccountOverview> {
+    let user = run_db(&state.pool, move |conn| users::find(conn, user_id))
+        .await?
+        .ok_or(AppError::NotFound)?;
+    Ok(AccountOverview {
+        user,
+        email: None,
+        email_verified: false,
+        totp: false,
+        recovery_codes_left: 0,
+        passkeys: 0,
+    })
+}
+
+/// Whether a role change did anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleChange {
+    /// The lower-cased username.
+    pub username: String,
+    /// Roles after the change.
+    pub roles: Vec<String>,
+    /// False when the user already had (or lacked) the role.
+    pub changed: bool,
+}
+
+/// Why a role change was refused (the CLI prints it as one line).
+#[derive(Debug, thiserror::Error)]
+pub enum RoleError {
+    /// Empty, longer than 64 bytes, or with a NUL.
+    #[error("ROLE: {0:?} is not a valid role name")]
+    InvalidRole(String),
+    /// No account with that name.
+    #[error("no such user: {0}")]
+    NoSuchUser(String),
+    /// The database failed.
+    #[error("cannot update roles: {0}")]
+    Database(#[from] diesel::result::Error),
+}
+
+/// Grants (`grant` true) or revokes a role, in one transaction that locks
+/// the user row. Synchronous: the CLI calls it on its own connection.
+pub fn set_role(
+    conn: &mut diesel::PgConnection,
+    username: &str,
+    role: &str,
+    grant: bool,
+) -> Result<RoleChange, RoleError> {
+    let role = role.trim().to_owned();
+    if role.is_empty() || role.len() > 64 || role.contains('\0') {
+        return Err(RoleError::InvalidRole(role));
+    }
+    let username = username.to_ascii_lowercase();
+    conn.transaction(|conn| {
+        let found = users::find_by_username_for_update(conn, &username)?
+            .ok_or_else(|| RoleError::NoSuchUser(username.clone()))?;
+        let mut roles = found.roles.clone();
+        let changed = if grant {
+            !roles.contains(&role) && {
+                roles.push(role.clone());
+                true
+            }
+        } else {
+            let before = roles.len();
+            roles.retain(|r| r != &role);
+            roles.len() != before
+        };
+        if changed {
+            users::set_roles(conn, found.id, &roles)?;
+        }
+        Ok(RoleChange {
+            username,
+            roles,
+            changed,
+        })
+    })
+}

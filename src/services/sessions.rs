@@ -1,0 +1,372 @@
+//! Sessions: starting one at login, rotating its refresh token (with the
+//! grace retry and reuse detection), logging out, listing and revoking, and
+//! signing the access tokens a grant carries. Each state change is one
+//! function owning its transaction; the metrics it records live here too.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use uuid::Uuid;
+
+use crate::auth::refresh_token::RefreshToken;
+use crate::auth::tokens::Subject;
+use crate::blocking::run_db;
+use crate::db::models::{NewRefreshToken, NewSession, RefreshTokenRow, Session, User};
+use crate::db::{refresh_tokens, sessions, users};
+use crate::error::{AppError, AppResult};
+use crate::state::AppState;
+
+/// A signed access token and the refresh token that goes with it: what a
+/// token response shows.
+#[derive(Debug)]
+pub struct IssuedTokens {
+    /// The account.
+    pub user_id: Uuid,
+    /// RS256 access token.
+    pub access_token: String,
+    /// Access-token lifetime in seconds.
+    pub expires_in: i64,
+    /// The session's live refresh token.
+    pub refresh_token: RefreshToken,
+    /// Seconds until the session expires if not refreshed.
+    pub refresh_expires_in: i64,
+}
+
+/// Starts a session (one per device) for an authenticated user and signs
+/// its first access token.
+pub async fn start(
+    state: &Arc<AppState>,
+    user: User,
+    client: ClientInfo,
+) -> AppResult<IssuedTokens> {
+    let policy = state.session_policy();
+    let grant = run_db(&state.pool, move |conn| {
+        start_session(conn, user, &client, policy).map_err(|err| match err {
+            // The account was deleted between the password check and here.
+            DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) => {
+                AppError::InvalidCredentials
+            }
+            other => other.into(),
+        })
+    })
+    .await?;
+    issue(state, grant, true).await
+}
+
+/// Rotates a refresh token: a live one is spent for a new one; a just-spent
+/// one within the grace window gets the same successor again; any other
+/// spent one revokes its session. Everything else is `invalid_grant`.
+pub async fn refresh(state: &Arc<AppState>, presented: RefreshToken) -> AppResult<IssuedTokens> {
+    let policy = state.session_policy();
+    let outcome = run_db(&state.pool, move |conn| rotate(conn, &presented, policy)).await?;
+    match outcome {
+        RefreshOutcome::Rotated(grant) => issue(state, grant, true).await,
+        RefreshOutcome::GraceRetry(grant) => {
+            state.metrics.record_refresh_reuse("grace");
+            issue(state, grant, false).await
+        }
+        RefreshOutcome::ReuseDetected {
+            session_id,
+            user_id,
+        } => {
+            state.metrics.record_refresh_reuse("revoked");
+            log::warn!(
+                "refresh token reuse detected: revoked session {session_id} of user {user_id}"
+            );
+            Err(AppError::InvalidGrant)
+        }
+        RefreshOutcome::Invalid => {
+            log::debug!("refresh refused: unknown, expired or revoked token");
+            Err(AppError::InvalidGrant)
+        }
+    }
+}
+
+/// Revokes the session a refresh token belongs to, live or spent; unknown
+/// tokens change nothing.
+pub async fn logout(state: &AppState, presented: RefreshToken) -> AppResult<()> {
+    run_db(&state.pool, move |conn| {
+        if let Some(token) = refresh_tokens::find(conn, &presented.lookup_hash())? {
+            sessions::revoke(conn, token.session_id, Utc::now())?;
+        }
+        Ok::<_, DieselError>(())
+    })
+    .await
+}
+
+/// The user's live sessions, newest first.
+pub async fn list(state: &AppState, user_id: Uuid) -> AppResult<Vec<Session>> {
+    run_db(&state.pool, move |conn| {
+        sessions::live_for_user(conn, user_id, Utc::now())
+    })
+    .await
+}
+
+/// Revokes one of the user's live sessions; anything else is `not_found`.
+pub async fn revoke(state: &AppState, user_id: Uuid, session_id: Uuid) -> AppResult<()> {
+    let revoked = run_db(&state.pool, move |conn| {
+        sessions::revoke_owned(conn, user_id, session_id, Utc::now())
+    })
+    .await?;
+    if revoked == 0 {
+        return Err(AppError::NotFound);
+    }
+    Ok(())
+}
+
+/// Revokes every live session of the user (log out everywhere).
+pub async fn revoke_all(state: &AppState, user_id: Uuid) -> AppResult<()> {
+    run_db(&state.pool, move |conn| {
+        sessions::revoke_all_for_user(conn, user_id, None, Utc::now())
+    })
+    .await?;
+    Ok(())
+}
+
+/// Signs an access token for a grant on the signing threads (RSA signing
+/// costs milliseconds) and counts what was issued. `new_refresh_token` is
+/// false for a grace retry, which hands back an existing one.
+async fn issue(
+    state: &Arc<AppState>,
+    grant: Grant,
+    new_refresh_token: bool,
+) -> AppResult<IssuedTokens> {
+    let signer = Arc::clone(state);
+    let Grant {
+        user,
+        session,
+        refresh_token,
+    } = grant;
+    let user_id = user.id;
+    let issued = state
+        .signing
+        .run(move || {
+            signer.tokens.issue(&Subject {
+                user_id: user.id,
+                username: &user.username,
+                roles: &user.roles,
+                session_id: session.id,
+            })
+        })
+        .await?
+        .map_err(AppError::internal)?;
+    state.metrics.record_tokens_issued(new_refresh_token);
+    Ok(IssuedTokens {
+        user_id,
+        access_token: issued.token,
+        expires_in: issued.expires_in,
+        refresh_token,
+        // Every grant has just (re)set the session's expiry to now + TTL.
+        refresh_expires_in: state.settings.refresh_token_ttl_seconds,
+    })
+}
+
+/// Lifetimes that govern sessions.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionPolicy {
+    /// Inactivity lifetime of a session.
+    pub ttl: Duration,
+    /// How long a just-spent token may be retried; zero is strict.
+    pub reuse_grace: Duration,
+}
+
+/// A session that can get a new access token, with the refresh token to
+/// hand back.
+#[derive(Debug)]
+struct Grant {
+    /// The account.
+    pub user: User,
+    /// The session.
+    pub session: Session,
+    /// The live refresh token.
+    pub refresh_token: RefreshToken,
+}
+
+/// What a refresh attempt came to.
+#[derive(Debug)]
+enum RefreshOutcome {
+    /// The token was live and is now spent; here is its successor.
+    Rotated(Grant),
+    /// The token was spent within the grace window; here is the same
+    /// successor its first use returned.
+    GraceRetry(Grant),
+    /// A spent token outside the grace: the session has been revoked.
+    ReuseDetected {
+        /// The revoked session.
+        session_id: Uuid,
+        /// Its owner.
+        user_id: Uuid,
+    },
+    /// Unknown, expired or revoked: nothing changed.
+    Invalid,
+}
+
+/// Where a login comes from.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    /// User-Agent header, truncated.
+    pub user_agent: Option<String>,
+    /// Client IP.
+    pub ip: Option<String>,
+}
+
+/// Inserts a session and its first refresh token, in one transaction.
+fn start_session(
+    conn: &mut PgConnection,
+    user: User,
+    client: &ClientInfo,
+    policy: SessionPolicy,
+) -> QueryResult<Grant> {
+    conn.transaction(|conn| {
+        let now = Utc::now();
+        let session = sessions::insert(
+            conn,
+            &NewSession {
+                id: Uuid::new_v4(),
+                user_id: user.id,
+                user_agent: client.user_agent.as_deref(),
+                ip: client.ip.as_deref(),
+                created_at: now,
+                last_used_at: now,
+                expires_at: now + policy.ttl,
+            },
+        )?;
+        let refresh_token = RefreshToken::generate();
+        refresh_tokens::insert(
+            conn,
+            &NewRefreshToken {
+                token_hash: &refresh_token.lookup_hash(),
+                session_id: session.id,
+                created_at: now,
+            },
+        )?;
+        Ok(Grant {
+            user,
+            session,
+            refresh_token,
+        })
+    })
+}
+
+/// Why a rotation could not complete (never a client's fault).
+#[derive(Debug, thiserror::Error)]
+enum RefreshError {
+    /// The database failed.
+    #[error(transparent)]
+    Database(#[from] diesel::result::Error),
+    /// AES-GCM refused to seal the successor.
+    #[error("sealing the successor refresh token failed")]
+    Sealing,
+}
+
+impl From<RefreshError> for AppError {
+    fn from(err: RefreshError) -> Self {
+        match err {
+            RefreshError::Database(err) => err.into(),
+            RefreshError::Sealing => AppError::internal(err),
+        }
+    }
+}
+
+/// Rotates a refresh token in one transaction that locks the session row,
+/// so concurrent refreshes cannot fork a session.
+///
+/// Only the newest spent token keeps its sealed successor (and only when a
+/// grace window is configured): older ones are wiped at each rotation, so an
+/// old token plus a copy of the database cannot walk the chain forward.
+fn rotate(
+    conn: &mut PgConnection,
+    presented: &RefreshToken,
+    policy: SessionPolicy,
+) -> Result<RefreshOutcome, RefreshError> {
+    conn.transaction(|conn| {
+        let hash = presented.lookup_hash();
+        let Some(found) = refresh_tokens::find(conn, &hash)? else {
+            return Ok(RefreshOutcome::Invalid);
+        };
+        let Some(session) = sessions::lock(conn, found.session_id)? else {
+            return Ok(RefreshOutcome::Invalid);
+        };
+        // Re-read under the lock: a concurrent refresh may have spent it.
+        let Some(token) = refresh_tokens::find(conn, &hash)? else {
+            return Ok(RefreshOutcome::Invalid);
+        };
+        let now = Utc::now();
+        if !session.is_live(now) {
+            return Ok(RefreshOutcome::Invalid);
+        }
+        let Some(user) = users::find(conn, session.user_id)? else {
+            return Ok(RefreshOutcome::Invalid);
+        };
+        match token.spent_at {
+            None => {
+                let successor = RefreshToken::generate();
+                let sealed = if policy.reuse_grace > Duration::zero() {
+                    Some(presented.seal(&successor).ok_or(RefreshError::Sealing)?)
+                } else {
+                    None
+                };
+                refresh_tokens::insert(
+                    conn,
+                    &NewRefreshToken {
+                        token_hash: &successor.lookup_hash(),
+                        session_id: session.id,
+                        created_at: now,
+                    },
+                )?;
+                refresh_tokens::forget_sealed_successors(conn, session.id)?;
+                refresh_tokens::mark_spent(conn, &hash, now, sealed.as_deref())?;
+                let session = sessions::touch(conn, session.id, now, now + policy.ttl)?;
+                Ok(RefreshOutcome::Rotated(Grant {
+                    user,
+                    session,
+                    refresh_token: successor,
+                }))
+            }
+            Some(spent_at) => {
+                if let Some(successor) =
+                    grace_successor(conn, presented, &token, spent_at, now, policy)?
+                {
+                    let session = sessions::touch(conn, session.id, now, now + policy.ttl)?;
+                    return Ok(RefreshOutcome::GraceRetry(Grant {
+                        user,
+                        session,
+                        refresh_token: successor,
+                    }));
+                }
+                sessions::revoke(conn, session.id, now)?;
+                Ok(RefreshOutcome::ReuseDetected {
+                    session_id: session.id,
+                    user_id: session.user_id,
+                })
+            }
+        }
+    })
+}
+
+/// The successor a grace retry may return: only for the session's most
+/// recently spent token (its successor is still live), within the window.
+fn grace_successor(
+    conn: &mut PgConnection,
+    presented: &RefreshToken,
+    token: &RefreshTokenRow,
+    spent_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    policy: SessionPolicy,
+) -> QueryResult<Option<RefreshToken>> {
+    if policy.reuse_grace <= Duration::zero() || now - spent_at > policy.reuse_grace {
+        return Ok(None);
+    }
+    let Some(successor) = token
+        .sealed_successor
+        .as_deref()
+        .and_then(|sealed| presented.open(sealed))
+    else {
+        return Ok(None);
+    };
+    let successor_live = refresh_tokens::find(conn, &successor.lookup_hash())?
+        .is_some_and(|row| row.spent_at.is_none());
+    Ok(successor_live.then_some(successor))
+}
