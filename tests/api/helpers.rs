@@ -132,14 +132,29 @@ impl Reply {
             .unwrap_or("")
     }
 
-    /// The `error` code of an error envelope.
+    /// The `error` code of an error envelope; fails the test when the body
+    /// has none (a success, or not the envelope).
+    #[track_caller]
     pub fn error(&self) -> &str {
-        self.body["error"].as_str().unwrap_or("")
+        self.body["error"].as_str().unwrap_or_else(|| {
+            panic!(
+                "no \"error\" string in the {} reply: {}",
+                self.status, self.text
+            )
+        })
     }
 
-    /// A string field of the body.
+    /// A string field of the body; fails the test when the field is absent
+    /// or not a string, so a missing field never passes as "".
+    #[track_caller]
     pub fn str(&self, field: &str) -> String {
-        self.body[field].as_str().unwrap_or_default().to_owned()
+        match self.body[field].as_str() {
+            Some(value) => value.to_owned(),
+            None => panic!(
+                "no string field {field:?} in the {} reply: {}",
+                self.status, self.text
+            ),
+        }
     }
 }
 
