@@ -213,6 +213,11 @@ impl Application {
         })
     }
 
+    /// The shared state, for driving the services in process (tests).
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.clone().into_inner()
+    }
+
     /// The port actually bound (useful with `BIND_ADDR=…:0`).
     pub fn port(&self) -> u16 {
         self.port

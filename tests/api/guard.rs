@@ -1,13 +1,25 @@
-//! The bearer-token guard of `GET /api/me` (SPEC §5): every way a token can
-//! be forged, bent or misused is 401 `invalid_token`; a correct token, one
-//! just past `exp` but within the leeway, and any casing of the scheme pass.
+//! The bearer-token guard of `GET /api/me`: every way a token can be forged,
+//! bent or misused is 401 `invalid_token`; a correct token, one just past
+//! `exp` but within the leeway, and any casing of the scheme pass.
+//!
+//! Most cases run the guard's whole decision (`check_authorization`, what
+//! the middleware runs) in process, with no server and no database: a
+//! [`Guard`] answers like `GET /api/me` would. The few that need the wiring
+//! (a login's token, the cache warmed through HTTP, no header at all) run
+//! against the real server.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, test_key_path, Reply, TestApp};
+use actix_web::http::header::HeaderValue;
+use actix_web::ResponseError;
+use tessera::auth::keys::KeySet;
+use tessera::auth::tokens::TokenService;
+use tessera::config::Settings;
+
+use crate::helpers::{spawn_app, test_key_path, test_settings, Reply, TestApp};
 
 /// The `WWW-Authenticate` prefix of every refused token.
 const INVALID_TOKEN_CHALLENGE: &str = r#"Bearer realm="tessera", error="invalid_token""#;
@@ -28,22 +40,117 @@ fn b64_json(value: &Value) -> String {
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(value).expect("json"))
 }
 
+/// Where `GET /api/me` is asked: the real server or the in-process guard.
+trait MeEndpoint {
+    /// The settings it runs with.
+    fn settings(&self) -> &Settings;
+    /// `GET /api/me` with a raw `Authorization` header value.
+    async fn me_with_authorization(&self, authorization: &str) -> Reply;
+    /// The `kid` it publishes for its signing key.
+    async fn kid(&self) -> String;
+}
+
+impl MeEndpoint for TestApp {
+    fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    async fn me_with_authorization(&self, authorization: &str) -> Reply {
+        self.send(
+            self.client
+                .get(self.url("/api/me"))
+                .header("authorization", authorization),
+        )
+        .await
+    }
+
+    async fn kid(&self) -> String {
+        let jwks = self.get("/.well-known/jwks.json", None).await;
+        assert_eq!(jwks.status, 200, "jwks: {}", jwks.text);
+        jwks.body["keys"][0]["kid"]
+            .as_str()
+            .expect("kid in jwks")
+            .to_owned()
+    }
+}
+
+/// The guard alone: the test key and settings, no server, no database.
+struct Guard {
+    settings: Settings,
+    tokens: TokenService,
+}
+
+impl Guard {
+    fn new() -> Self {
+        let settings = test_settings(&[]);
+        let keys = KeySet::load(
+            settings.jwt_private_key_path.as_deref(),
+            &settings.jwt_previous_public_key_paths,
+        )
+        .expect("test key");
+        let tokens = TokenService::new(std::sync::Arc::new(keys), &settings);
+        Self { settings, tokens }
+    }
+
+    /// `GET /api/me` with a bearer token.
+    async fn me(&self, token: &str) -> Reply {
+        self.me_with_authorization(&format!("Bearer {token}")).await
+    }
+}
+
+impl MeEndpoint for Guard {
+    fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// What `GET /api/me` answers: the error response of the refusal, or
+    /// the caller's identity from the verified claims.
+    async fn me_with_authorization(&self, authorization: &str) -> Reply {
+        let value = HeaderValue::from_str(authorization).expect("header value");
+        match tessera::auth::guard::check_authorization(&self.tokens, Some(&value)) {
+            Ok(claims) => Reply::from_parts(
+                200,
+                Vec::new(),
+                json!({
+                    "user_id": claims.sub,
+                    "username": claims.username,
+                    "roles": claims.roles,
+                    "session_id": claims.sid,
+                })
+                .to_string(),
+            ),
+            Err(err) => {
+                let response = err.error_response();
+                let headers = response
+                    .headers()
+                    .iter()
+                    .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
+                    .collect();
+                let body = actix_web::body::to_bytes(response.into_body())
+                    .await
+                    .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+                    .unwrap_or_default();
+                Reply::from_parts(err.error_response().status().as_u16(), headers, body)
+            }
+        }
+    }
+
+    async fn kid(&self) -> String {
+        self.tokens.keys().current_kid().to_owned()
+    }
+}
+
 /// The `kid` the server publishes for its signing key.
-async fn our_kid(app: &TestApp) -> String {
-    let jwks = app.get("/.well-known/jwks.json", None).await;
-    assert_eq!(jwks.status, 200, "jwks: {}", jwks.text);
-    jwks.body["keys"][0]["kid"]
-        .as_str()
-        .expect("kid in jwks")
-        .to_owned()
+async fn our_kid(app: &impl MeEndpoint) -> String {
+    app.kid().await
 }
 
 /// Claims the server would issue itself: valid for five minutes.
-fn valid_claims(app: &TestApp) -> Value {
+fn valid_claims(app: &impl MeEndpoint) -> Value {
     let now = now();
     json!({
-        "iss": app.settings.jwt_issuer,
-        "aud": app.settings.jwt_audience,
+        "iss": app.settings().jwt_issuer,
+        "aud": app.settings().jwt_audience,
         "sub": uuid::Uuid::new_v4(),
         "username": "alice",
         "roles": ["user"],
@@ -74,13 +181,8 @@ fn sign_as_server(kid: &str, claims: &Value) -> String {
 }
 
 /// `GET /api/me` with a raw `Authorization` header value.
-async fn me_with_authorization(app: &TestApp, authorization: &str) -> Reply {
-    app.send(
-        app.client
-            .get(app.url("/api/me"))
-            .header("authorization", authorization),
-    )
-    .await
+async fn me_with_authorization(app: &impl MeEndpoint, authorization: &str) -> Reply {
+    app.me_with_authorization(authorization).await
 }
 
 /// Asserts the reply is a 401 `invalid_token` with the RFC 6750 challenge.
@@ -107,7 +209,7 @@ fn assert_missing_token(reply: &Reply) {
 }
 
 /// Sends a token whose claims lack `claim`, otherwise perfect.
-async fn me_without_claim(app: &TestApp, claim: &str) -> Reply {
+async fn me_without_claim(app: &Guard, claim: &str) -> Reply {
     let kid = our_kid(app).await;
     let mut claims = valid_claims(app);
     claims
@@ -118,11 +220,38 @@ async fn me_without_claim(app: &TestApp, claim: &str) -> Reply {
     app.me(&sign_as_server(&kid, &claims)).await
 }
 
+/// A token signed exactly as the server signs, and a refresh-shaped
+/// string, for the cases that tamper with a real token.
+async fn server_signed_user(app: &Guard) -> ServerSigned {
+    let kid = our_kid(app).await;
+    let claims = valid_claims(app);
+    ServerSigned {
+        access_token: sign_as_server(&kid, &claims),
+        refresh_token: URL_SAFE_NO_PAD.encode(rand_bytes()),
+        user_id: claims["sub"].as_str().expect("sub").to_owned(),
+    }
+}
+
+/// 32 bytes that differ per call (a refresh token's size).
+fn rand_bytes() -> [u8; 32] {
+    let mut bytes = [0u8; 32];
+    bytes[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    bytes[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    bytes
+}
+
+/// What [`server_signed_user`] returns.
+struct ServerSigned {
+    access_token: String,
+    refresh_token: String,
+    user_id: String,
+}
+
 // ---------------------------------------------------------------- positive
 
 #[actix_web::test]
 async fn a_token_signed_correctly_with_our_key_is_accepted() {
-    let app = spawn_app().await;
+    let app = Guard::new();
     let kid = our_kid(&app).await;
     let claims = valid_claims(&app);
     let token = sign_as_server(&kid, &claims);
@@ -149,7 +278,7 @@ async fn a_token_issued_by_the_server_is_accepted() {
 
 #[actix_web::test]
 async fn a_token_just_past_exp_but_within_the_leeway_is_accepted() {
-    let app = spawn_app().await;
+    let app = Guard::new();
     let kid = our_kid(&app).await;
     let mut claims = valid_claims(&app);
     claims["iat"] = json!(now() - 900);
@@ -163,7 +292,7 @@ async fn a_token_just_past_exp_but_within_the_leeway_is_accepted() {
 
 #[actix_web::test]
 async fn a_token_with_nbf_slightly_ahead_but_within_the_leeway_is_accepted() {
-    let app = spawn_app().await;
+    let app = Guard::new();
     let kid = our_kid(&app).await;
     let mut claims = valid_claims(&app);
     claims["iat"] = json!(now() + 10);
@@ -176,8 +305,8 @@ async fn a_token_with_nbf_slightly_ahead_but_within_the_leeway_is_accepted() {
 
 #[actix_web::test]
 async fn the_bearer_scheme_is_case_insensitive() {
-    let app = spawn_app().await;
-    let user = app.signed_up("alice", "correct horse").await;
+    let app = Guard::new();
+    let user = server_signed_user(&app).await;
 
     let lower = me_with_authorization(&app, &format!("bearer {}", user.access_token)).await;
     let upper = me_with_authorization(&app, &format!("BEARER {}", user.access_token)).await;
@@ -200,7 +329,7 @@ async fn no_authorization_header_is_401_missing_token() {
 
 #[actix_web::test]
 async fn a_basic_authorization_header_is_401_missing_token() {
-    let app = spawn_app().await;
+    let app = Guard::new();
 
     let reply = me_with_authorization(&app, "Basic YWxpY2U6Y29ycmVjdCBob3JzZQ==").await;
 
@@ -211,7 +340,7 @@ async fn a_basic_authorization_header_is_401_missing_token() {
 
 #[actix_web::test]
 async fn an_unsigned_alg_none_token_is_rejected() {
-    let app = spawn_app().await;
+    let app = Guard::new();
     let kid = our_kid(&app).await;
     let header = json!({"alg": "none", "typ": "at+jwt", "kid": kid});
     let token = format!("{}.{}.", b64_json(&header), b64_json(&valid_claims(&app)));
@@ -223,7 +352,7 @@ async fn an_unsigned_alg_none_token_is_rejected() {
 
 #[actix_web::test]
 async fn an_hs256_token_keyed_with_our_public_key_pem_is_rejected() {
-    let app = spawn_app().await;
+    let app = Guard::new();
     let kid = our_kid(&app).await;
     let private_pem = std::fs::read(test_key_path()).expect("read test key");
     let public_pem = tessera::auth::keys::public_pem_of(&private_pem).expect("public pem");
@@ -241,7 +370,7 @@ async fn an_hs256_token_keyed_with_our_public_key_pem_is_rejected() {
 
 #[actix_web::test]
 async fn a_token_signed_by_another_rsa_key_under_our_kid_is_rejected() {
-    let app = spawn_app().await;
+    let app = Guard::new();
     let kid = our_kid(&app).await;
     let dir = tempfile::tempdir().expect("temp dir");
     let other_path = dir.path().join("attacker.pem");
@@ -262,7 +391,7 @@ async fn a_token_signed_by_another_rsa_key_under_our_kid_is_rejected() {
 
 #[actix_web::test]
 async fn a_token_with_an_unknown_kid_is_rejected() {
-    let app = spawn_app().await;
+    let app = Guard::new();
     let header = header_with(
         Algorithm::RS256,
         "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs",
@@ -276,7 +405,7 @@ async fn a_token_with_an_unknown_kid_is_rejected() {
 
 #[actix_web::test]
 async fn a_token_without_a_kid_is_rejected() {
-    let app = spawn_app().await;
+    let app = Guard::new();
     let mut header = Header::new(Algorithm::RS256);
     header.typ = Some("at+jwt".to_owned());
 
@@ -288,7 +417,7 @@ async fn a_token_without_a_kid_is_rejected() {
 
 #[actix_web::test]
 async fn an_rs512_token_signed_with_our_key_is_rejected() {
-    let app = spawn_app().await;
+    let app = Guard::new();
     let kid = our_kid(&app).await;
 
     let token = sign(
@@ -303,7 +432,7 @@ async fn an_rs512_token_signed_with_our_key_is_rejected() {
 
 #[actix_web::test]
 async fn a_ps256_token_signed_with_our_key_is_rejected() {
-    let app = spawn_app().await;
+    let app = Guard::new();
     let kid = our_kid(&app).await;
 
     let token = sign(
@@ -320,8 +449,8 @@ async fn a_ps256_token_signed_with_our_key_is_rejected() {
 
 #[actix_web::test]
 async fn a_real_token_with_a_tampered_payload_is_rejected() {
-    let app = spawn_app().await;
-    let user = app.signed_up("alice", "correct horse").await;
+    let app = Guard::new();
+    let user = server_signed_user(&app).await;
     let parts: Vec<&str> = user.access_token.split('.').collect();
     assert_eq!(parts.len(), 3);
     let mut payload: Value =
@@ -337,8 +466,8 @@ async fn a_real_token_with_a_tampered_payload_is_rejected() {
 
 #[actix_web::test]
 async fn a_real_token_with_its_signature_stripped_is_rejected() {
-    let app = spawn_app().await;
-    let user = app.signed_up("alice", "correct horse").await;
+    let app = Guard::new();
+    let user = server_signed_user(&app).await;
     let (signed_part, _signature) = user
         .access_token
         .rsplit_once('.')
@@ -352,8 +481,8 @@ async fn a_real_token_with_its_signature_stripped_is_rejected() {
 
 #[actix_web::test]
 async fn a_refresh_token_used_as_a_bearer_token_is_rejected() {
-    let app = spawn_app().await;
-    let user = app.signed_up("alice", "correct horse").await;
+    let app = Guard::new();
+    let user = server_signed_user(&app).await;
 
     let reply = app.me(&user.refresh_token).await;
 
@@ -364,7 +493,7 @@ async fn a_refresh_token_used_as_a_bearer_token_is_rejected() {
 
 #[actix_web::test]
 async fn a_token_expired_beyond_the_leeway_is_rejected() {
-    let app = spawn_app().await;
+    let app = Guard::new();
     let kid = our_kid(&app).await;
     let mut claims = valid_claims(&app);
     claims["iat"] = json!(now() - 1000);
@@ -378,7 +507,7 @@ async fn a_token_expired_beyond_the_leeway_is_rejected() {
 
 #[actix_web::test]
 async fn a_token_whose_nbf_is_beyond_the_leeway_is_rejected() {
-    let app = spawn_app().await;
+    let app = Guard::new();
     let kid = our_kid(&app).await;
     let mut claims = valid_claims(&app);
     claims["nbf"] = json!(now() + 120);
@@ -393,7 +522,7 @@ async fn a_token_whose_nbf_is_beyond_the_leeway_is_rejected() {
 
 #[actix_web::test]
 async fn a_token_from_another_issuer_is_rejected() {
-    let app = spawn_app().await;
+    let app = Guard::new();
     let kid = our_kid(&app).await;
     let mut claims = valid_claims(&app);
     claims["iss"] = json!("https://evil.example");
@@ -405,7 +534,7 @@ async fn a_token_from_another_issuer_is_rejected() {
 
 #[actix_web::test]
 async fn a_token_for_another_audience_is_rejected() {
-    let app = spawn_app().await;
+    let app = Guard::new();
     let kid = our_kid(&app).await;
     let mut claims = valid_claims(&app);
     claims["aud"] = json!("another-api");
@@ -419,7 +548,7 @@ async fn a_token_for_another_audience_is_rejected() {
 
 #[actix_web::test]
 async fn a_token_typed_jwt_instead_of_at_jwt_is_rejected() {
-    let app = spawn_app().await;
+    let app = Guard::new();
     let kid = our_kid(&app).await;
     let mut header = header_with(Algorithm::RS256, &kid);
     header.typ = Some("JWT".to_owned());
@@ -432,7 +561,7 @@ async fn a_token_typed_jwt_instead_of_at_jwt_is_rejected() {
 
 #[actix_web::test]
 async fn a_token_without_a_typ_is_rejected() {
-    let app = spawn_app().await;
+    let app = Guard::new();
     let kid = our_kid(&app).await;
     let mut header = header_with(Algorithm::RS256, &kid);
     header.typ = None;
@@ -447,7 +576,7 @@ async fn a_token_without_a_typ_is_rejected() {
 
 #[actix_web::test]
 async fn a_token_without_sid_is_rejected() {
-    let app = spawn_app().await;
+    let app = Guard::new();
 
     let reply = me_without_claim(&app, "sid").await;
 
@@ -456,7 +585,7 @@ async fn a_token_without_sid_is_rejected() {
 
 #[actix_web::test]
 async fn a_token_without_jti_is_rejected() {
-    let app = spawn_app().await;
+    let app = Guard::new();
 
     let reply = me_without_claim(&app, "jti").await;
 
@@ -465,7 +594,7 @@ async fn a_token_without_jti_is_rejected() {
 
 #[actix_web::test]
 async fn a_token_without_sub_is_rejected() {
-    let app = spawn_app().await;
+    let app = Guard::new();
 
     let reply = me_without_claim(&app, "sub").await;
 
@@ -474,7 +603,7 @@ async fn a_token_without_sub_is_rejected() {
 
 #[actix_web::test]
 async fn a_token_without_exp_is_rejected() {
-    let app = spawn_app().await;
+    let app = Guard::new();
 
     let reply = me_without_claim(&app, "exp").await;
 
@@ -483,7 +612,7 @@ async fn a_token_without_exp_is_rejected() {
 
 #[actix_web::test]
 async fn a_token_without_iat_is_rejected() {
-    let app = spawn_app().await;
+    let app = Guard::new();
 
     let reply = me_without_claim(&app, "iat").await;
 
@@ -501,7 +630,7 @@ fn plausible_token_of_len(kid: &str, len: usize) -> String {
 
 #[actix_web::test]
 async fn a_token_over_8_kib_is_refused_before_it_is_parsed() {
-    let app = spawn_app().await;
+    let app = Guard::new();
     let kid = our_kid(&app).await;
 
     let at_limit = app.me(&plausible_token_of_len(&kid, 8 * 1024)).await;
@@ -560,7 +689,7 @@ async fn a_cached_token_passes_only_in_the_form_the_extractor_accepts() {
 /// A token signed exactly as the server does, whose claims carry a `pad`
 /// string sized so that the whole compact token is exactly `len` bytes.
 /// (A `cty` header of 0–3 bytes shifts the length when base64 cannot.)
-fn server_token_of_length(app: &TestApp, kid: &str, len: usize) -> String {
+fn server_token_of_length(app: &impl MeEndpoint, kid: &str, len: usize) -> String {
     let encoded_len = |bytes: usize| (bytes * 4).div_ceil(3);
     for cty in ["", "x", "xx", "xxx"] {
         let mut header = header_with(Algorithm::RS256, kid);
@@ -585,7 +714,7 @@ fn server_token_of_length(app: &TestApp, kid: &str, len: usize) -> String {
 
 #[actix_web::test]
 async fn a_valid_token_of_exactly_8_kib_is_accepted() {
-    let app = spawn_app().await;
+    let app = Guard::new();
     let kid = our_kid(&app).await;
     let token = server_token_of_length(&app, &kid, tessera::auth::guard::MAX_TOKEN_BYTES);
 
@@ -596,7 +725,7 @@ async fn a_valid_token_of_exactly_8_kib_is_accepted() {
 
 #[actix_web::test]
 async fn a_valid_token_one_byte_over_8_kib_is_refused_as_too_large() {
-    let app = spawn_app().await;
+    let app = Guard::new();
     let kid = our_kid(&app).await;
     // Correctly signed, valid claims: only its size is wrong.
     let token = server_token_of_length(&app, &kid, tessera::auth::guard::MAX_TOKEN_BYTES + 1);

@@ -31,9 +31,32 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The settings the server runs with.
     pub settings: Settings,
+    /// The server's state, to call the services in process.
+    pub state: std::sync::Arc<tessera::state::AppState>,
     server: actix_web::dev::ServerHandle,
     /// Last field: dropped after the server stops.
     pub db: TestDatabase,
+}
+
+/// The settings every test app runs with (test key, port 0, bcrypt cost 4,
+/// no rate limit, a small pool), with `overrides` on top.
+pub fn test_settings(overrides: &[(&str, &str)]) -> Settings {
+    let key_path = test_key_path().display().to_string();
+    let mut vars: HashMap<String, String> = [
+        ("BIND_ADDR", "127.0.0.1:0"),
+        ("BCRYPT_COST", "4"),
+        ("JWT_PRIVATE_KEY_PATH", key_path.as_str()),
+        ("DB_POOL_SIZE", "4"),
+        ("DB_TIMEOUT_SECONDS", "1"),
+        ("AUTH_RATE_LIMIT_PER_MINUTE", "0"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    for (k, v) in overrides {
+        vars.insert((*k).to_owned(), (*v).to_owned());
+    }
+    Settings::from_lookup(|name| vars.get(name).cloned()).expect("test settings")
 }
 
 /// Spawns the app with test defaults.
@@ -55,26 +78,13 @@ pub async fn spawn_app_on(
     database_url: &str,
     overrides: &[(&str, &str)],
 ) -> TestApp {
-    let key_path = test_key_path().display().to_string();
-    let mut vars: HashMap<String, String> = [
-        ("DATABASE_URL", database_url),
-        ("BIND_ADDR", "127.0.0.1:0"),
-        ("BCRYPT_COST", "4"),
-        ("JWT_PRIVATE_KEY_PATH", key_path.as_str()),
-        ("DB_POOL_SIZE", "4"),
-        ("DB_TIMEOUT_SECONDS", "1"),
-        ("AUTH_RATE_LIMIT_PER_MINUTE", "0"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
-    for (k, v) in overrides {
-        vars.insert((*k).to_owned(), (*v).to_owned());
-    }
-    let settings = Settings::from_lookup(|name| vars.get(name).cloned()).expect("test settings");
+    let mut with_database = vec![("DATABASE_URL", database_url)];
+    with_database.extend_from_slice(overrides);
+    let settings = test_settings(&with_database);
     let app = Application::build(settings.clone()).expect("build app");
     let port = app.port();
     let server = app.handle();
+    let state = app.state();
     actix_web::rt::spawn(app.run_until_stopped());
     let client = reqwest::Client::builder()
         .no_proxy()
@@ -85,6 +95,7 @@ pub async fn spawn_app_on(
         address: format!("http://127.0.0.1:{port}"),
         client,
         settings,
+        state,
         server,
         db,
     }
@@ -111,6 +122,26 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// A reply built in process (no HTTP): status, header pairs and body.
+    pub fn from_parts(status: u16, headers: Vec<(String, Vec<u8>)>, text: String) -> Self {
+        let mut map = reqwest::header::HeaderMap::new();
+        for (name, value) in headers {
+            if let (Ok(name), Ok(value)) = (
+                reqwest::header::HeaderName::from_bytes(name.as_bytes()),
+                reqwest::header::HeaderValue::from_bytes(&value),
+            ) {
+                map.append(name, value);
+            }
+        }
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Self {
+            status,
+            headers: map,
+            body,
+            text,
+        }
+    }
+
     async fn from(response: reqwest::Response) -> Self {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
