@@ -24,7 +24,7 @@ use crate::http::access_log::access_log;
 use crate::http::envelope::ensure_json_errors;
 use crate::http::error::{json_error_handler, path_error_handler, query_error_handler};
 use crate::http::request_id::request_id_middleware;
-use crate::jobs::{rehash, BackgroundTasks, RunningTasks};
+use crate::jobs::{outbox, rehash, BackgroundTasks, RunningTasks};
 use crate::limiter;
 use crate::metrics::Metrics;
 use crate::routes;
@@ -172,7 +172,7 @@ impl Application {
             signing,
             rehash_jobs,
         });
-        let tasks = BackgroundTasks::standard(rehash_receiver);
+        let tasks = BackgroundTasks::standard(rehash_receiver, outbox::Senders::default());
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()
