@@ -8,6 +8,7 @@
 
 pub mod outbox;
 pub mod rehash;
+pub mod webhook;
 
 use std::future::Future;
 use std::pin::Pin;
