@@ -13,9 +13,13 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
+use crate::blocking::run_db;
+use crate::db::events::{self as db_events, EventFilter, EventRow};
 use crate::db::schema::auth_events;
+use crate::error::AppResult;
 use crate::jobs::webhook;
 use crate::services::sessions::ClientInfo;
+use crate::state::AppState;
 
 /// Every kind of security event, with its stored name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -214,6 +218,32 @@ fn queue_webhook(
     .bind::<Jsonb, _>(webhook_body(id, created_at, event))
     .execute(conn)?;
     Ok(())
+}
+
+/// One page of events matching `filter`, newest first, before the cursor
+/// (the two listings).
+pub async fn page(
+    state: &AppState,
+    filter: EventFilter,
+    before: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> AppResult<Vec<EventRow>> {
+    run_db(&state.pool, move |conn| {
+        db_events::page(conn, &filter, before, limit)
+    })
+    .await
+}
+
+/// Deletes events older than `EVENT_RETENTION_DAYS`, and outbox rows given
+/// up on that long ago; returns how many events went.
+pub async fn prune(state: &AppState) -> AppResult<usize> {
+    let before =
+        Utc::now() - chrono::Duration::days(i64::from(state.settings.event_retention_days));
+    run_db(&state.pool, move |conn| {
+        crate::db::outbox::prune_failed(conn, before)?;
+        db_events::prune(conn, before)
+    })
+    .await
 }
 
 #[cfg(test)]
