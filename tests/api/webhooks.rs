@@ -144,6 +144,9 @@ async fn app_posting_to(receiver: &Receiver) -> TestApp {
     spawn_app_with(&[
         ("WEBHOOK_URL", receiver.url.as_str()),
         ("WEBHOOK_SECRET", secret.as_str()),
+        // These tests wait on timing; a loaded test machine should not
+        // turn a slow pool checkout into a 503.
+        ("DB_TIMEOUT_SECONDS", "5"),
     ])
     .await
 }
@@ -264,12 +267,12 @@ async fn two_instances_on_one_database_deliver_each_event_once() {
     let second_handle = second.handle();
     actix_web::rt::spawn(second.run_until_stopped());
 
-    for i in 0..12 {
+    for i in 0..8 {
         let name = format!("user{i}");
         app.signed_up(&name, "correct horse").await;
         assert_eq!(app.login(&name, "wrong horse").await.status, 401);
     }
-    let deliveries = receiver.wait_for("24 webhooks", |d| d.len() >= 24).await;
+    let deliveries = receiver.wait_for("16 webhooks", |d| d.len() >= 16).await;
     // Give a duplicate, if any, time to arrive.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let deliveries = receiver.deliveries().len().max(deliveries.len());
@@ -277,7 +280,7 @@ async fn two_instances_on_one_database_deliver_each_event_once() {
     for delivery in receiver.deliveries() {
         *seen.entry(delivery.id).or_default() += 1;
     }
-    assert_eq!(deliveries, 24);
+    assert_eq!(deliveries, 16);
     assert!(seen.values().all(|n| *n == 1), "{seen:?}");
     second_handle.stop(false).await;
 }
