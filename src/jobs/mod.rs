@@ -1,12 +1,15 @@
 //! Background work that starts and stops with the server.
 //!
 //! [`BackgroundTasks`] holds the long-running tasks an instance runs beside
-//! the HTTP server (today the [`rehash`] worker; the outbox sender and the
-//! revocation listener plug in the same way). Each task gets a [`Shutdown`]
+//! the HTTP server (the [`rehash`] worker, the [`outbox`] sender, event
+//! [`retention`]; the revocation listener plugs in the same way). Each task gets a [`Shutdown`]
 //! signal; `Application` fires it after the server has drained on SIGTERM
 //! and waits for the tasks to finish their current work.
 
+pub mod outbox;
 pub mod rehash;
+pub mod retention;
+pub mod webhook;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -47,12 +50,21 @@ pub struct BackgroundTasks {
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl BackgroundTasks {
-    /// Every task tessera runs, with the receivers they consume.
-    pub fn standard(rehash_jobs: rehash::Receiver) -> Self {
+    /// Every task tessera runs, with the receivers they consume and the
+    /// outbox senders this instance has (no outbox worker without one).
+    pub fn standard(rehash_jobs: rehash::Receiver, senders: outbox::Senders) -> Self {
         let mut tasks = Self::default();
         tasks.add("rehash", move |state, shutdown| {
             Box::pin(rehash::run(state, rehash_jobs, shutdown))
         });
+        tasks.add("retention", |state, shutdown| {
+            Box::pin(retention::run(state, shutdown))
+        });
+        if !senders.is_empty() {
+            tasks.add("outbox", move |state, shutdown| {
+                Box::pin(outbox::run(state, senders, shutdown))
+            });
+        }
         tasks
     }
 

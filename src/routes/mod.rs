@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod events;
 pub mod me;
 pub mod meta;
 pub mod openapi;
@@ -82,6 +83,9 @@ pub fn endpoints() -> Vec<Endpoint> {
             r.to(me::change_password)
         }),
         Endpoint::new(Method::GET, "/api/account", Private, |r| r.to(me::account)),
+        Endpoint::new(Method::GET, "/api/me/events", Private, |r| {
+            r.to(events::my_events)
+        }),
         Endpoint::new(Method::GET, "/api/sessions", Private, |r| {
             r.to(sessions::list_sessions)
         }),
@@ -93,6 +97,9 @@ pub fn endpoints() -> Vec<Endpoint> {
         }),
         Endpoint::new(Method::GET, "/api/admin/users", Private, |r| {
             r.to(admin::list_users)
+        }),
+        Endpoint::new(Method::GET, "/api/admin/events", Private, |r| {
+            r.to(events::admin_events)
         }),
     ]
 }
