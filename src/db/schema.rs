@@ -38,6 +38,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    session_revocations (session_id) {
+        session_id -> Uuid,
+        revoked_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     users (id) {
         id -> Uuid,
         username -> Text,
@@ -51,4 +58,10 @@ diesel::table! {
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(sessions -> users (user_id));
 
-diesel::allow_tables_to_appear_in_same_query!(auth_events, refresh_tokens, sessions, users,);
+diesel::allow_tables_to_appear_in_same_query!(
+    auth_events,
+    refresh_tokens,
+    sessions,
+    users,
+    session_revocations,
+);

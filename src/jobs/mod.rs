@@ -1,12 +1,13 @@
 //! Background work that starts and stops with the server.
 //!
 //! [`BackgroundTasks`] holds the long-running tasks an instance runs beside
-//! the HTTP server (today the [`rehash`] worker; the outbox sender and the
-//! revocation listener plug in the same way). Each task gets a [`Shutdown`]
+//! the HTTP server (the [`rehash`] worker and the [`revocations`]
+//! listener; the outbox sender plugs in the same way). Each task gets a [`Shutdown`]
 //! signal; `Application` fires it after the server has drained on SIGTERM
 //! and waits for the tasks to finish their current work.
 
 pub mod rehash;
+pub mod revocations;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -48,10 +49,16 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl BackgroundTasks {
     /// Every task tessera runs, with the receivers they consume.
-    pub fn standard(rehash_jobs: rehash::Receiver) -> Self {
+    pub fn standard(
+        rehash_jobs: rehash::Receiver,
+        revocation_listener: revocations::Listener,
+    ) -> Self {
         let mut tasks = Self::default();
         tasks.add("rehash", move |state, shutdown| {
             Box::pin(rehash::run(state, rehash_jobs, shutdown))
+        });
+        tasks.add("revocation listener", move |_state, shutdown| {
+            Box::pin(revocations::run(revocation_listener, shutdown))
         });
         tasks
     }

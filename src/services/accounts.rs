@@ -147,7 +147,7 @@ pub async fn change_password(
 ) -> AppResult<()> {
     let hash = state.passwords.hash(new_password).await?;
     let user_id = confirmed.id;
-    run_db(&state.pool, move |conn| {
+    let revoked = run_db(&state.pool, move |conn| {
         conn.transaction(|conn| {
             if users::replace_password_hash(conn, user_id, &confirmed.password_hash, &hash)? == 0 {
                 return Err(match users::find(conn, user_id)? {
@@ -155,19 +155,36 @@ pub async fn change_password(
                     None => AppError::NotFound,
                 });
             }
-            sessions::revoke_all_for_user(conn, user_id, Some(keep), Utc::now())?;
-            Ok(())
+            Ok(sessions::revoke_all_for_user(
+                conn,
+                user_id,
+                Some(keep),
+                Utc::now(),
+            )?)
         })
     })
-    .await
+    .await?;
+    state.revoked_sessions.insert_all(&revoked);
+    Ok(())
 }
 
-/// Deletes an account; its sessions and refresh tokens go by cascade.
+/// Deletes an account; its sessions and refresh tokens go by cascade. In
+/// the same transaction, first, with the account row locked (no session
+/// can start meanwhile), every session not yet revoked is revoked and
+/// announced, so their access tokens stay refused after the rows are gone.
 pub async fn delete(state: &AppState, user_id: Uuid) -> AppResult<()> {
-    let deleted = run_db(&state.pool, move |conn| users::delete(conn, user_id)).await?;
-    if deleted == 0 {
-        return Err(AppError::NotFound);
-    }
+    let revoked = run_db(&state.pool, move |conn| {
+        conn.transaction(|conn| {
+            if users::find_for_update(conn, user_id)?.is_none() {
+                return Err(AppError::NotFound);
+            }
+            let revoked = sessions::revoke_all_for_user(conn, user_id, None, Utc::now())?;
+            users::delete(conn, user_id)?;
+            Ok(revoked)
+        })
+    })
+    .await?;
+    state.revoked_sessions.insert_all(&revoked);
     Ok(())
 }
 

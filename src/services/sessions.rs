@@ -72,6 +72,7 @@ pub async fn refresh(state: &Arc<AppState>, presented: RefreshToken) -> AppResul
             user_id,
         } => {
             state.metrics.record_refresh_reuse("revoked");
+            state.revoked_sessions.insert_all(&[session_id]);
             log::warn!(
                 "refresh token reuse detected: revoked session {session_id} of user {user_id}"
             );
@@ -85,15 +86,17 @@ pub async fn refresh(state: &Arc<AppState>, presented: RefreshToken) -> AppResul
 }
 
 /// Revokes the session a refresh token belongs to, live or spent; unknown
-/// tokens change nothing.
+/// tokens change nothing. Its access tokens are refused from now on.
 pub async fn logout(state: &AppState, presented: RefreshToken) -> AppResult<()> {
-    run_db(&state.pool, move |conn| {
-        if let Some(token) = refresh_tokens::find(conn, &presented.lookup_hash())? {
-            sessions::revoke(conn, token.session_id, Utc::now())?;
+    let revoked = run_db(&state.pool, move |conn| {
+        match refresh_tokens::find(conn, &presented.lookup_hash())? {
+            Some(token) => sessions::revoke(conn, token.session_id, Utc::now()),
+            None => Ok::<_, DieselError>(Vec::new()),
         }
-        Ok::<_, DieselError>(())
     })
-    .await
+    .await?;
+    state.revoked_sessions.insert_all(&revoked);
+    Ok(())
 }
 
 /// The user's live sessions, newest first.
@@ -110,18 +113,20 @@ pub async fn revoke(state: &AppState, user_id: Uuid, session_id: Uuid) -> AppRes
         sessions::revoke_owned(conn, user_id, session_id, Utc::now())
     })
     .await?;
-    if revoked == 0 {
+    if revoked.is_empty() {
         return Err(AppError::NotFound);
     }
+    state.revoked_sessions.insert_all(&revoked);
     Ok(())
 }
 
 /// Revokes every live session of the user (log out everywhere).
 pub async fn revoke_all(state: &AppState, user_id: Uuid) -> AppResult<()> {
-    run_db(&state.pool, move |conn| {
+    let revoked = run_db(&state.pool, move |conn| {
         sessions::revoke_all_for_user(conn, user_id, None, Utc::now())
     })
     .await?;
+    state.revoked_sessions.insert_all(&revoked);
     Ok(())
 }
 

@@ -17,4 +17,5 @@ mod outage;
 mod process;
 mod races;
 mod resource_limits;
+mod revocation;
 mod sessions;
