@@ -19,6 +19,7 @@ use actix_web::http::header::HeaderValue;
 use libfuzzer_sys::fuzz_target;
 use tessera::auth::guard::{bearer_token, check_authorization, MAX_TOKEN_BYTES};
 use tessera::auth::keys::KeySet;
+use tessera::auth::revocation::RevokedSessions;
 use tessera::auth::tokens::{AccessClaims, Subject, TokenService};
 use tessera::config::Settings;
 use tessera::error::AppError;
@@ -30,6 +31,8 @@ const SEED_TOKEN: &str = include_str!("../seeds/bearer_token/valid-token");
 struct Fixture {
     cached: TokenService,
     uncached: TokenService,
+    /// An empty set of revoked sessions (the guard's second step).
+    none_revoked: RevokedSessions,
     /// Every token this process knows to be genuinely signed and live.
     valid: Vec<String>,
 }
@@ -55,6 +58,7 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
         assert!(uncached.verify(token).is_ok(), "fixture token must verify");
     }
     Fixture {
+        none_revoked: RevokedSessions::for_settings(&settings),
         cached,
         uncached,
         valid,
@@ -75,8 +79,8 @@ fn check_token(fixture: &Fixture, token: &str) {
 }
 
 fn check_header(fixture: &Fixture, value: &HeaderValue) {
-    let cached = check_authorization(&fixture.cached, Some(value));
-    let uncached = check_authorization(&fixture.uncached, Some(value));
+    let cached = check_authorization(&fixture.cached, &fixture.none_revoked, Some(value));
+    let uncached = check_authorization(&fixture.uncached, &fixture.none_revoked, Some(value));
     if value.len() > "Bearer ".len() + MAX_TOKEN_BYTES {
         for answer in [cached, uncached] {
             assert!(

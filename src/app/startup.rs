@@ -16,6 +16,7 @@ use actix_web_prom::PrometheusMetricsBuilder;
 
 use crate::auth::keys::KeySet;
 use crate::auth::password::PasswordHasher;
+use crate::auth::revocation::RevokedSessions;
 use crate::auth::tokens::TokenService;
 use crate::blocking::CpuPool;
 use crate::config::Settings;
@@ -24,7 +25,7 @@ use crate::http::access_log::access_log;
 use crate::http::envelope::ensure_json_errors;
 use crate::http::error::{json_error_handler, path_error_handler, query_error_handler};
 use crate::http::request_id::request_id_middleware;
-use crate::jobs::{outbox, rehash, webhook, BackgroundTasks, RunningTasks};
+use crate::jobs::{outbox, rehash, revocations, webhook, BackgroundTasks, RunningTasks};
 use crate::limiter;
 use crate::metrics::Metrics;
 use crate::routes;
@@ -131,6 +132,29 @@ impl Application {
         if applied > 0 {
             log::info!("applied {applied} migration(s)");
         }
+        // Sessions revoked within the window are refused from the first
+        // request on.
+        let revoked_sessions = Arc::new(RevokedSessions::for_settings(&settings));
+        let revocation_cursor = pool
+            .get()
+            .map_err(|err| StartupError(format!("DATABASE_URL: no connection: {err}")))
+            .and_then(|mut conn| {
+                revocations::catch_up(&mut conn, &revoked_sessions, None)
+                    .map_err(|err| StartupError(format!("cannot load the revoked sessions: {err}")))
+            })?;
+        if !revoked_sessions.is_empty() {
+            log::info!(
+                "{} session(s) revoked within the last {} s",
+                revoked_sessions.len(),
+                revoked_sessions.window().as_secs()
+            );
+        }
+        let revocation_listener = revocations::Listener::new(
+            &settings,
+            pool.clone(),
+            Arc::clone(&revoked_sessions),
+            revocation_cursor,
+        );
 
         let start_pool = |name: &str, queue_per_core: usize| {
             CpuPool::per_core(name, queue_per_core)
@@ -178,8 +202,9 @@ impl Application {
             passwords,
             signing,
             rehash_jobs,
+            revoked_sessions,
         });
-        let tasks = BackgroundTasks::standard(rehash_receiver, senders);
+        let tasks = BackgroundTasks::standard(rehash_receiver, senders, revocation_listener);
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()

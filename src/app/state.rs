@@ -1,7 +1,10 @@
 //! What every handler and service shares: settings, pool, token service,
 //! metrics, the CPU pools and the job queues.
 
+use std::sync::Arc;
+
 use crate::auth::password::PasswordHasher;
+use crate::auth::revocation::RevokedSessions;
 use crate::auth::tokens::TokenService;
 use crate::blocking::CpuPool;
 use crate::config::Settings;
@@ -30,6 +33,9 @@ pub struct AppState {
     pub auth_rate_limit: Box<dyn RateLimiter>,
     /// Passwords to store again at the configured bcrypt cost.
     pub rehash_jobs: rehash::Queue,
+    /// Sessions revoked within the revocation window, which the guard
+    /// refuses; shared with the revocation listener.
+    pub revoked_sessions: Arc<RevokedSessions>,
 }
 
 impl AppState {

@@ -12,14 +12,16 @@ use actix_web::middleware::Next;
 use actix_web::{web, Error, FromRequest, HttpMessage, HttpRequest};
 use actix_web_httpauth::headers::authorization::{Bearer, Scheme};
 
+use crate::auth::revocation::RevokedSessions;
 use crate::auth::tokens::{AccessClaims, TokenService};
 use crate::error::AppError;
 use crate::state::AppState;
 
 /// The guard of the private API, as middleware: [`check_authorization`]
 /// decides (size limit, the verified-token cache, actix-web-httpauth's
-/// bearer parsing, [`TokenService::verify`]). No token is 401
-/// `missing_token`, a bad one 401 `invalid_token`; a good one leaves an
+/// bearer parsing, [`TokenService::verify`], then the in-memory set of
+/// revoked sessions). No token is 401 `missing_token`, a bad one or one of
+/// a revoked session 401 `invalid_token`; a good one leaves an
 /// [`AuthenticatedUser`] in the request. No database query is made.
 ///
 /// It wraps each private route (one method each), so CORS preflights
@@ -51,26 +53,48 @@ fn authenticate(req: &ServiceRequest) -> Result<AuthenticatedUser, AppError> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| AppError::internal("application state missing"))?;
-    check_authorization(&state.tokens, req.headers().get(AUTHORIZATION))
-        .map(AuthenticatedUser)
-        .inspect_err(|err| {
-            if let AppError::InvalidToken(reason) = err {
-                log::debug!("bearer token rejected: {reason}");
-                state.metrics.record_token_rejected();
-            }
-        })
+    check_authorization(
+        &state.tokens,
+        &state.revoked_sessions,
+        req.headers().get(AUTHORIZATION),
+    )
+    .map(AuthenticatedUser)
+    .inspect_err(|err| {
+        if let AppError::InvalidToken(reason) = err {
+            log::debug!("bearer token rejected: {reason}");
+            state.metrics.record_token_rejected();
+        }
+    })
 }
 
 /// The guard's whole decision on one `Authorization` header value: values
 /// over `Bearer ` + [`MAX_TOKEN_BYTES`] are refused unparsed; a token
 /// verified earlier is answered from the cache straight from the header
 /// bytes; otherwise [`bearer_token`] extracts it and
-/// [`TokenService::verify`] validates it. No value, or one that is not a
-/// bearer credential, is `MissingToken`; a bad token is `InvalidToken`.
+/// [`TokenService::verify`] validates it. Either way, a valid token whose
+/// session is in `revoked` is then refused: the cache cannot bypass
+/// revocation. No value, or one that is not a bearer credential, is
+/// `MissingToken`; a bad or revoked token is `InvalidToken`.
 ///
 /// Public so that the fuzz targets (`fuzz/`) and the tests run exactly what
 /// the guard runs, without a server.
 pub fn check_authorization(
+    tokens: &TokenService,
+    revoked: &RevokedSessions,
+    authorization: Option<&HeaderValue>,
+) -> Result<Arc<AccessClaims>, AppError> {
+    let claims = verified_claims(tokens, authorization)?;
+    if revoked.contains(&claims.sid) {
+        return Err(AppError::InvalidToken(REVOKED));
+    }
+    Ok(claims)
+}
+
+/// The `error_description` of a token whose session was revoked.
+pub const REVOKED: &str = "the session has been revoked";
+
+/// The signature and claims part of [`check_authorization`].
+fn verified_claims(
     tokens: &TokenService,
     authorization: Option<&HeaderValue>,
 ) -> Result<Arc<AccessClaims>, AppError> {

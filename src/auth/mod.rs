@@ -7,5 +7,6 @@ pub mod password;
 #[cfg(test)]
 mod properties;
 pub mod refresh_token;
+pub mod revocation;
 pub mod token_cache;
 pub mod tokens;

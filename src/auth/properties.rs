@@ -8,8 +8,9 @@ use actix_web::http::header::HeaderValue;
 use proptest::prelude::*;
 use uuid::Uuid;
 
-use crate::auth::guard::{bearer_token, check_authorization};
+use crate::auth::guard::{bearer_token, check_authorization, REVOKED};
 use crate::auth::keys::KeySet;
+use crate::auth::revocation::RevokedSessions;
 use crate::auth::tokens::{AccessClaims, Subject, TokenService};
 use crate::config::Settings;
 use crate::domain::Username;
@@ -30,6 +31,10 @@ fn service(cache_capacity: u64) -> TokenService {
 static CACHED: LazyLock<TokenService> = LazyLock::new(|| service(100_000));
 /// Without it: every verification checks the signature.
 static UNCACHED: LazyLock<TokenService> = LazyLock::new(|| service(0));
+
+/// No session revoked: the guard's decision is the token's alone.
+static NONE_REVOKED: LazyLock<RevokedSessions> =
+    LazyLock::new(|| RevokedSessions::new(std::time::Duration::from_secs(990)));
 
 /// Who a token is for, within the domain's limits.
 #[derive(Debug, Clone)]
@@ -110,7 +115,7 @@ proptest! {
         prop_assert_eq!(&from_cache, &uncached);
 
         let header = HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
-        let via_guard = check_authorization(&CACHED, Some(&header)).unwrap();
+        let via_guard = check_authorization(&CACHED, &NONE_REVOKED, Some(&header)).unwrap();
         prop_assert_eq!(&via_guard, &uncached);
     }
 
@@ -129,7 +134,7 @@ proptest! {
         prop_assert!(CACHED.verify(&tampered).is_err());
         prop_assert!(UNCACHED.verify(&tampered).is_err());
         if let Ok(header) = HeaderValue::from_str(&format!("Bearer {tampered}")) {
-            let refused = check_authorization(&CACHED, Some(&header));
+            let refused = check_authorization(&CACHED, &NONE_REVOKED, Some(&header));
             prop_assert!(matches!(refused, Err(AppError::InvalidToken(_))), "{:?}", refused);
         }
     }
@@ -212,12 +217,44 @@ fn a_missing_or_non_bearer_authorization_is_a_missing_token() {
     ] {
         let header = HeaderValue::from_str(value).unwrap();
         assert!(matches!(
-            check_authorization(&CACHED, Some(&header)),
+            check_authorization(&CACHED, &NONE_REVOKED, Some(&header)),
             Err(AppError::MissingToken)
         ));
     }
     assert!(matches!(
-        check_authorization(&CACHED, None),
+        check_authorization(&CACHED, &NONE_REVOKED, None),
         Err(AppError::MissingToken)
     ));
+}
+
+#[test]
+fn a_token_of_a_revoked_session_is_refused_even_from_the_cache() {
+    let revoked = RevokedSessions::new(std::time::Duration::from_secs(990));
+    let owner = Owner {
+        user_id: Uuid::new_v4(),
+        username: "alice".into(),
+        roles: vec![],
+        session_id: Uuid::new_v4(),
+    };
+    let token = owner.issue();
+    let header = HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
+    assert!(check_authorization(&CACHED, &revoked, Some(&header)).is_ok());
+    assert!(CACHED.is_cached(&token), "the next check is a cache hit");
+
+    revoked.insert_all(&[owner.session_id]);
+
+    assert!(matches!(
+        check_authorization(&CACHED, &revoked, Some(&header)),
+        Err(AppError::InvalidToken(REVOKED))
+    ));
+    assert!(matches!(
+        check_authorization(&UNCACHED, &revoked, Some(&header)),
+        Err(AppError::InvalidToken(REVOKED))
+    ));
+    let other = Owner {
+        session_id: Uuid::new_v4(),
+        ..owner
+    };
+    let header = HeaderValue::from_str(&format!("Bearer {}", other.issue())).unwrap();
+    assert!(check_authorization(&CACHED, &revoked, Some(&header)).is_ok());
 }

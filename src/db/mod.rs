@@ -5,6 +5,7 @@ pub mod events;
 pub mod models;
 pub mod outbox;
 pub mod refresh_tokens;
+pub mod revocations;
 pub mod schema;
 pub mod sessions;
 pub mod users;
@@ -130,6 +131,26 @@ pub fn with_network_timeouts(url: &str, timeout: Duration) -> String {
         }
     }
     parsed.to_string()
+}
+
+/// `url` with an `application_name` (shown in `pg_stat_activity`) unless it
+/// sets one itself; a `key=value` connection string gets it appended.
+pub fn with_application_name(url: &str, name: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if matches!(parsed.scheme(), "postgres" | "postgresql") => {
+            if !parsed
+                .query_pairs()
+                .any(|(key, _)| key == "application_name")
+            {
+                parsed
+                    .query_pairs_mut()
+                    .append_pair("application_name", name);
+            }
+            parsed.to_string()
+        }
+        _ if url.contains("application_name=") => url.to_owned(),
+        _ => format!("{url} application_name={name}"),
+    }
 }
 
 /// A trivial query, for readiness.
@@ -258,6 +279,21 @@ mod tests {
         assert!(parsed
             .query_pairs()
             .any(|(k, v)| k == "tcp_user_timeout" && v == "2000"));
+    }
+
+    #[test]
+    fn an_application_name_is_added_unless_the_url_has_one() {
+        let url = with_application_name("postgres://db/app?sslmode=disable", "listener");
+        let parsed = url::Url::parse(&url).unwrap();
+        assert!(parsed
+            .query_pairs()
+            .any(|(k, v)| k == "application_name" && v == "listener"));
+        let own = "postgres://db/app?application_name=mine";
+        assert_eq!(with_application_name(own, "listener"), own);
+        assert_eq!(
+            with_application_name("host=db dbname=app", "listener"),
+            "host=db dbname=app application_name=listener"
+        );
     }
 
     #[test]

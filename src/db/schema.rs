@@ -53,6 +53,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    session_revocations (session_id) {
+        session_id -> Uuid,
+        revoked_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     users (id) {
         id -> Uuid,
         username -> Text,
@@ -66,4 +73,11 @@ diesel::table! {
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(sessions -> users (user_id));
 
-diesel::allow_tables_to_appear_in_same_query!(auth_events, refresh_tokens, sessions, users, outbox,);
+diesel::allow_tables_to_appear_in_same_query!(
+    auth_events,
+    outbox,
+    refresh_tokens,
+    session_revocations,
+    sessions,
+    users,
+);

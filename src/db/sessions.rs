@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use uuid::Uuid;
 
 use crate::db::models::{NewSession, Session};
+use crate::db::revocations;
 use crate::db::schema::sessions;
 
 /// Inserts a new session.
@@ -42,50 +43,70 @@ pub fn touch(
         .get_result(conn)
 }
 
-/// Revokes one session if it is not revoked yet.
-pub fn revoke(conn: &mut PgConnection, id: Uuid, now: DateTime<Utc>) -> QueryResult<usize> {
-    diesel::update(
-        sessions::table
-            .find(id)
-            .filter(sessions::revoked_at.is_null()),
-    )
-    .set(sessions::revoked_at.eq(now))
-    .execute(conn)
+/// Revokes one session if it is not revoked yet; returns the ids revoked
+/// (none or it), already recorded and notified (see [`revocations::record`]).
+pub fn revoke(conn: &mut PgConnection, id: Uuid, now: DateTime<Utc>) -> QueryResult<Vec<Uuid>> {
+    conn.transaction(|conn| {
+        let ids = diesel::update(
+            sessions::table
+                .find(id)
+                .filter(sessions::revoked_at.is_null()),
+        )
+        .set(sessions::revoked_at.eq(now))
+        .returning(sessions::id)
+        .get_results(conn)?;
+        revocations::record(conn, &ids)?;
+        Ok(ids)
+    })
 }
 
-/// Revokes one of a user's sessions; 0 rows when it is not theirs or not live.
+/// Revokes one of a user's sessions; no ids when it is not theirs or not
+/// live. Recorded and notified like [`revoke`].
 pub fn revoke_owned(
     conn: &mut PgConnection,
     user_id: Uuid,
     id: Uuid,
     now: DateTime<Utc>,
-) -> QueryResult<usize> {
-    diesel::update(
-        sessions::table
-            .filter(sessions::id.eq(id))
-            .filter(sessions::user_id.eq(user_id))
-            .filter(sessions::revoked_at.is_null())
-            .filter(sessions::expires_at.gt(now)),
-    )
-    .set(sessions::revoked_at.eq(now))
-    .execute(conn)
+) -> QueryResult<Vec<Uuid>> {
+    conn.transaction(|conn| {
+        let ids = diesel::update(
+            sessions::table
+                .filter(sessions::id.eq(id))
+                .filter(sessions::user_id.eq(user_id))
+                .filter(sessions::revoked_at.is_null())
+                .filter(sessions::expires_at.gt(now)),
+        )
+        .set(sessions::revoked_at.eq(now))
+        .returning(sessions::id)
+        .get_results(conn)?;
+        revocations::record(conn, &ids)?;
+        Ok(ids)
+    })
 }
 
-/// Revokes every live session of a user, except `keep` when given.
+/// Revokes every session of a user not revoked yet, except `keep` when
+/// given. Recorded and notified like [`revoke`].
 pub fn revoke_all_for_user(
     conn: &mut PgConnection,
     user_id: Uuid,
     keep: Option<Uuid>,
     now: DateTime<Utc>,
-) -> QueryResult<usize> {
-    let mut query = diesel::update(sessions::table)
-        .filter(sessions::user_id.eq(user_id))
-        .filter(sessions::revoked_at.is_null())
-        .into_boxed();
-    if let Some(keep) = keep {
-        query = query.filter(sessions::id.ne(keep));
-    }
-    query.set(sessions::revoked_at.eq(now)).execute(conn)
+) -> QueryResult<Vec<Uuid>> {
+    conn.transaction(|conn| {
+        let mut query = diesel::update(sessions::table)
+            .filter(sessions::user_id.eq(user_id))
+            .filter(sessions::revoked_at.is_null())
+            .into_boxed();
+        if let Some(keep) = keep {
+            query = query.filter(sessions::id.ne(keep));
+        }
+        let ids = query
+            .set(sessions::revoked_at.eq(now))
+            .returning(sessions::id)
+            .get_results(conn)?;
+        revocations::record(conn, &ids)?;
+        Ok(ids)
+    })
 }
 
 /// The user's live sessions, newest first.

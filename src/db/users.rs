@@ -48,6 +48,18 @@ pub fn find(conn: &mut PgConnection, id: Uuid) -> QueryResult<Option<User>> {
         .optional()
 }
 
+/// Finds a user by id and locks the row until the transaction ends: no
+/// session can be started for the account meanwhile (its insert waits on
+/// the foreign key), so deleting it can first revoke every session.
+pub fn find_for_update(conn: &mut PgConnection, id: Uuid) -> QueryResult<Option<User>> {
+    users::table
+        .find(id)
+        .select(User::as_select())
+        .for_update()
+        .first(conn)
+        .optional()
+}
+
 /// Replaces a user's password hash if it is still `expected` (0 rows
 /// otherwise): a change decided on an older read of the password, such as a
 /// concurrent password change or a re-hash, must not overwrite a newer one.

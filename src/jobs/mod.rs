@@ -2,13 +2,14 @@
 //!
 //! [`BackgroundTasks`] holds the long-running tasks an instance runs beside
 //! the HTTP server (the [`rehash`] worker, the [`outbox`] sender, event
-//! [`retention`]; the revocation listener plugs in the same way). Each task gets a [`Shutdown`]
+//! [`retention`], the [`revocations`] listener). Each task gets a [`Shutdown`]
 //! signal; `Application` fires it after the server has drained on SIGTERM
 //! and waits for the tasks to finish their current work.
 
 pub mod outbox;
 pub mod rehash;
 pub mod retention;
+pub mod revocations;
 pub mod webhook;
 
 use std::future::Future;
@@ -52,7 +53,11 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 impl BackgroundTasks {
     /// Every task tessera runs, with the receivers they consume and the
     /// outbox senders this instance has (no outbox worker without one).
-    pub fn standard(rehash_jobs: rehash::Receiver, senders: outbox::Senders) -> Self {
+    pub fn standard(
+        rehash_jobs: rehash::Receiver,
+        senders: outbox::Senders,
+        revocation_listener: revocations::Listener,
+    ) -> Self {
         let mut tasks = Self::default();
         tasks.add("rehash", move |state, shutdown| {
             Box::pin(rehash::run(state, rehash_jobs, shutdown))
@@ -65,6 +70,9 @@ impl BackgroundTasks {
                 Box::pin(outbox::run(state, senders, shutdown))
             });
         }
+        tasks.add("revocation listener", move |_state, shutdown| {
+            Box::pin(revocations::run(revocation_listener, shutdown))
+        });
         tasks
     }
 

@@ -175,7 +175,7 @@ pub async fn change_password(
 ) -> AppResult<()> {
     let hash = state.passwords.hash(new_password).await?;
     let user_id = confirmed.id;
-    run_db(&state.pool, move |conn| {
+    let revoked = run_db(&state.pool, move |conn| {
         conn.transaction(|conn| {
             if users::replace_password_hash(conn, user_id, &confirmed.password_hash, &hash)? == 0 {
                 return Err(match users::find(conn, user_id)? {
@@ -189,41 +189,45 @@ pub async fn change_password(
                 &Event::new(EventType::PasswordChanged, Some(user_id))
                     .session(keep)
                     .from_client(&client)
-                    .detail(serde_json::json!({"sessions_revoked": revoked})),
+                    .detail(serde_json::json!({"sessions_revoked": revoked.len()})),
             )?;
-            Ok(())
+            Ok(revoked)
         })
     })
-    .await
+    .await?;
+    state.revoked_sessions.insert_all(&revoked);
+    Ok(())
 }
 
-/// Deletes an account (its sessions and refresh tokens go by cascade) and
-/// records `account_deleted` with the deleted account's id and the session
-/// that asked, in one transaction.
+/// Deletes an account and records `account_deleted` with the deleted
+/// account's id and the session that asked, in one transaction. First, with
+/// the account row locked (no session can start meanwhile), every session
+/// not yet revoked is revoked and announced, so their access tokens stay
+/// refused after the rows are gone by cascade.
 pub async fn delete(
     state: &AppState,
     user_id: Uuid,
     session_id: Uuid,
     client: ClientInfo,
 ) -> AppResult<()> {
-    let deleted = run_db(&state.pool, move |conn| {
+    let revoked = run_db(&state.pool, move |conn| {
         conn.transaction(|conn| {
-            let deleted = users::delete(conn, user_id)?;
-            if deleted > 0 {
-                events::record(
-                    conn,
-                    &Event::new(EventType::AccountDeleted, Some(user_id))
-                        .session(session_id)
-                        .from_client(&client),
-                )?;
+            if users::find_for_update(conn, user_id)?.is_none() {
+                return Err(AppError::NotFound);
             }
-            Ok::<_, diesel::result::Error>(deleted)
+            let revoked = sessions::revoke_all_for_user(conn, user_id, None, Utc::now())?;
+            users::delete(conn, user_id)?;
+            events::record(
+                conn,
+                &Event::new(EventType::AccountDeleted, Some(user_id))
+                    .session(session_id)
+                    .from_client(&client),
+            )?;
+            Ok(revoked)
         })
     })
     .await?;
-    if deleted == 0 {
-        return Err(AppError::NotFound);
-    }
+    state.revoked_sessions.insert_all(&revoked);
     Ok(())
 }
 

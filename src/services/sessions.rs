@@ -81,6 +81,7 @@ pub async fn refresh(
             user_id,
         } => {
             state.metrics.record_refresh_reuse("revoked");
+            state.revoked_sessions.insert_all(&[session_id]);
             log::warn!(
                 "refresh token reuse detected: revoked session {session_id} of user {user_id}"
             );
@@ -95,21 +96,23 @@ pub async fn refresh(
 
 /// Revokes the session a refresh token belongs to, live or spent, and
 /// records `session_revoked` (detail `{"reason": "logout"}`) when it was
-/// not revoked yet; unknown tokens change nothing.
+/// not revoked yet; unknown tokens change nothing. Its access tokens are
+/// refused from now on.
 pub async fn logout(
     state: &AppState,
     presented: RefreshToken,
     client: ClientInfo,
 ) -> AppResult<()> {
-    run_db(&state.pool, move |conn| {
+    let revoked = run_db(&state.pool, move |conn| {
         conn.transaction(|conn| {
             let Some(token) = refresh_tokens::find(conn, &presented.lookup_hash())? else {
-                return Ok(());
+                return Ok(Vec::new());
             };
             let Some(session) = sessions::lock(conn, token.session_id)? else {
-                return Ok(());
+                return Ok(Vec::new());
             };
-            if sessions::revoke(conn, session.id, Utc::now())? > 0 {
+            let revoked = sessions::revoke(conn, session.id, Utc::now())?;
+            if !revoked.is_empty() {
                 events::record(
                     conn,
                     &Event::new(EventType::SessionRevoked, Some(session.user_id))
@@ -118,10 +121,12 @@ pub async fn logout(
                         .detail(serde_json::json!({"reason": "logout"})),
                 )?;
             }
-            Ok::<_, DieselError>(())
+            Ok::<_, DieselError>(revoked)
         })
     })
-    .await
+    .await?;
+    state.revoked_sessions.insert_all(&revoked);
+    Ok(())
 }
 
 /// The user's live sessions, newest first.
@@ -143,7 +148,7 @@ pub async fn revoke(
     let revoked = run_db(&state.pool, move |conn| {
         conn.transaction(|conn| {
             let revoked = sessions::revoke_owned(conn, user_id, session_id, Utc::now())?;
-            if revoked > 0 {
+            if !revoked.is_empty() {
                 events::record(
                     conn,
                     &Event::new(EventType::SessionRevoked, Some(user_id))
@@ -156,9 +161,10 @@ pub async fn revoke(
         })
     })
     .await?;
-    if revoked == 0 {
+    if revoked.is_empty() {
         return Err(AppError::NotFound);
     }
+    state.revoked_sessions.insert_all(&revoked);
     Ok(())
 }
 
@@ -166,19 +172,21 @@ pub async fn revoke(
 /// ONE `session_revoked` for the call, without a session id, with detail
 /// `{"reason": "revoke_all", "count": <sessions revoked>}`.
 pub async fn revoke_all(state: &AppState, user_id: Uuid, client: ClientInfo) -> AppResult<()> {
-    run_db(&state.pool, move |conn| {
+    let revoked = run_db(&state.pool, move |conn| {
         conn.transaction(|conn| {
-            let count = sessions::revoke_all_for_user(conn, user_id, None, Utc::now())?;
+            let revoked = sessions::revoke_all_for_user(conn, user_id, None, Utc::now())?;
             events::record(
                 conn,
                 &Event::new(EventType::SessionRevoked, Some(user_id))
                     .from_client(&client)
-                    .detail(serde_json::json!({"reason": "revoke_all", "count": count})),
+                    .detail(serde_json::json!({"reason": "revoke_all", "count": revoked.len()})),
             )?;
-            Ok::<_, DieselError>(())
+            Ok::<_, DieselError>(revoked)
         })
     })
-    .await
+    .await?;
+    state.revoked_sessions.insert_all(&revoked);
+    Ok(())
 }
 
 /// Signs an access token for a grant on the signing threads (RSA signing

@@ -73,23 +73,30 @@ async fn deleting_the_account_kills_its_refresh_tokens_and_its_name_is_free() {
 }
 
 #[actix_web::test]
-async fn a_deleted_accounts_still_valid_token_gets_404_on_account_routes() {
+async fn a_deleted_account_s_tokens_are_refused_like_a_revoked_session_s_on_every_route() {
     let app = spawn_app().await;
     let phone = app.signed_up("alice", "correct horse").await;
-    app.delete_account(&phone.access_token, "correct horse")
-        .await;
-
-    let again = app
+    let laptop = app
+        .login("alice", "correct horse")
+        .await
+        .str("access_token");
+    let deleted = app
         .delete_account(&phone.access_token, "correct horse")
         .await;
-    let password = app
-        .change_password(&phone.access_token, "correct horse", "battery staple")
-        .await;
+    assert_eq!(deleted.status, 204, "{}", deleted.text);
 
-    assert_eq!(again.status, 404);
-    assert_eq!(again.error(), "not_found");
-    assert_eq!(password.status, 404);
-    assert_eq!(password.error(), "not_found");
+    for token in [&phone.access_token, &laptop] {
+        let again = app.delete_account(token, "correct horse").await;
+        let password = app
+            .change_password(token, "correct horse", "battery staple")
+            .await;
+        let me = app.me(token).await;
+
+        for reply in [again, password, me] {
+            assert_eq!(reply.status, 401, "{}", reply.text);
+            assert_eq!(reply.error(), "invalid_token");
+        }
+    }
 }
 
 #[actix_web::test]

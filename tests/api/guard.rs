@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 use actix_web::http::header::HeaderValue;
 use actix_web::ResponseError;
 use tessera::auth::keys::KeySet;
+use tessera::auth::revocation::RevokedSessions;
 use tessera::auth::tokens::TokenService;
 use tessera::config::Settings;
 
@@ -78,6 +79,7 @@ impl MeEndpoint for TestApp {
 struct Guard {
     settings: Settings,
     tokens: TokenService,
+    revoked: RevokedSessions,
 }
 
 impl Guard {
@@ -89,7 +91,12 @@ impl Guard {
         )
         .expect("test key");
         let tokens = TokenService::new(std::sync::Arc::new(keys), &settings);
-        Self { settings, tokens }
+        let revoked = RevokedSessions::for_settings(&settings);
+        Self {
+            settings,
+            tokens,
+            revoked,
+        }
     }
 
     /// `GET /api/me` with a bearer token.
@@ -107,7 +114,7 @@ impl MeEndpoint for Guard {
     /// the caller's identity from the verified claims.
     async fn me_with_authorization(&self, authorization: &str) -> Reply {
         let value = HeaderValue::from_str(authorization).expect("header value");
-        match tessera::auth::guard::check_authorization(&self.tokens, Some(&value)) {
+        match tessera::auth::guard::check_authorization(&self.tokens, &self.revoked, Some(&value)) {
             Ok(claims) => Reply::from_parts(
                 200,
                 Vec::new(),

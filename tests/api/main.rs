@@ -18,6 +18,7 @@ mod outage;
 mod process;
 mod races;
 mod resource_limits;
+mod revocation;
 mod services;
 mod sessions;
 mod webhooks;

@@ -1,8 +1,9 @@
 //! Database outages (SPEC §4: 503 `unavailable`), simulated with a chaos
 //! proxy between the app and PostgreSQL: every database route answers 503
 //! with `Retry-After` within 5 s and never hangs or answers 500; the
-//! stateless routes keep working; the app recovers by itself; and a
-//! registration cut mid-flight is all or nothing.
+//! routes that need no database keep working (the guard answers from
+//! memory); the app recovers by itself; and a registration cut mid-flight
+//! is all or nothing.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -145,7 +146,7 @@ async fn assert_routes_fail_well(app: &TestApp, user: &Arranged) {
     assert_unavailable("DELETE /api/me", &delete);
 
     let me = within_bound("GET /api/me", app.me(access)).await;
-    assert_eq!(me.status, 200, "the guard is stateless: {}", me.text);
+    assert_eq!(me.status, 200, "the guard answers from memory: {}", me.text);
     assert_eq!(me.str("username"), "alice");
     let healthz = within_bound("GET /healthz", app.get("/healthz", None)).await;
     assert_eq!(healthz.status, 200, "{}", healthz.text);

@@ -63,14 +63,23 @@ async fn a_login_starts_a_session_whose_refresh_rotates_and_logout_revokes() {
             .await
             .expect("log in");
     let live = sessions::list(&app.state, user.id).await.expect("list");
-    let second = sessions::refresh(&app.state, first.refresh_token.clone())
-        .await
-        .expect("refresh");
-    sessions::logout(&app.state, second.refresh_token.clone())
-        .await
-        .expect("logout");
+    let second = sessions::refresh(
+        &app.state,
+        first.refresh_token.clone(),
+        ClientInfo::default(),
+    )
+    .await
+    .expect("refresh");
+    sessions::logout(
+        &app.state,
+        second.refresh_token.clone(),
+        ClientInfo::default(),
+    )
+    .await
+    .expect("logout");
     let rotated = first.refresh_token != second.refresh_token;
-    let after_logout = sessions::refresh(&app.state, second.refresh_token).await;
+    let after_logout =
+        sessions::refresh(&app.state, second.refresh_token, ClientInfo::default()).await;
 
     assert_eq!(first.user_id, user.id);
     assert_eq!(live.len(), 1);
@@ -102,7 +111,7 @@ async fn revoking_a_session_of_another_user_is_not_found_and_changes_nothing() {
     .expect("bob logs in");
     let bobs = sessions::list(&app.state, bob.id).await.expect("list");
 
-    let refused = sessions::revoke(&app.state, alice.id, bobs[0].id).await;
+    let refused = sessions::revoke(&app.state, alice.id, bobs[0].id, ClientInfo::default()).await;
 
     assert!(matches!(refused, Err(AppError::NotFound)));
     assert_eq!(
@@ -129,12 +138,13 @@ async fn a_spent_refresh_token_outside_the_grace_revokes_its_session() {
     .await
     .expect("log in");
     let spent: RefreshToken = first.refresh_token.clone();
-    let second = sessions::refresh(&app.state, first.refresh_token)
+    let second = sessions::refresh(&app.state, first.refresh_token, ClientInfo::default())
         .await
         .expect("refresh");
 
-    let reuse = sessions::refresh(&app.state, spent).await;
-    let live_after = sessions::refresh(&app.state, second.refresh_token).await;
+    let reuse = sessions::refresh(&app.state, spent, ClientInfo::default()).await;
+    let live_after =
+        sessions::refresh(&app.state, second.refresh_token, ClientInfo::default()).await;
 
     assert!(matches!(reuse, Err(AppError::InvalidGrant)));
     assert!(matches!(live_after, Err(AppError::InvalidGrant)));
