@@ -27,18 +27,19 @@
 # the fuzzer in (a new session every 2 s) and puts its access token on the
 # /api/ operations only; a 401 is never retried with a new token. Of the routes
 # that could end the run's identity: session revocation (DELETE
-# /api/sessions[/{id}]) and logout do not invalidate an access token (the guard
-# is stateless, SPEC §5), and the periodic login keeps a live session around
-# for the stateful links. DELETE /api/me and POST /api/me/password need the
+# /api/sessions[/{id}]) and logout make the revoked session's access token
+# 401 `invalid_token` at once (README "Immediate revocation"), and the
+# periodic login gives the fuzzer a fresh session (and token) every 2 s for
+# the stateful links. DELETE /api/me and POST /api/me/password need the
 # account's password, which is random and never in the document, so the
 # fuzzer exercises their failure paths only. Their success paths are taken
 # deliberately between the passes:
 #   pass 1  all operations, live account, max examples = API_FUZZ_MAX_EXAMPLES;
 #   then    DELETE /api/me with the right password must answer 204, no body;
-#   pass 2  the /api/ operations with the deleted account's still-valid token
-#           (stateless guard: it stays valid until exp), coverage + fuzzing,
-#           max examples = API_FUZZ_DELETED_MAX_EXAMPLES. Every answer must
-#           still be documented (404 on the routes that need the account).
+#   pass 2  the /api/ operations with the deleted account's token, whose
+#           session the deletion revoked, coverage + fuzzing, max examples =
+#           API_FUZZ_DELETED_MAX_EXAMPLES. Every answer must still be
+#           documented (401 `invalid_token` from the guard).
 #
 # Environment (all optional):
 #   API_FUZZ_MAX_EXAMPLES=50          pass 1 examples per operation and phase

@@ -83,8 +83,17 @@ async fn deleting_all_sessions_logs_out_everywhere() {
     assert_eq!(reply.status, 204);
     assert_eq!(app.refresh(&phone.refresh_token).await.status, 401);
     assert_eq!(app.refresh(&laptop.str("refresh_token")).await.status, 401);
-    let listed = app.sessions(&phone.access_token).await;
-    assert_eq!(listed.body["sessions"], serde_json::json!([]));
+    for token in [phone.access_token.clone(), laptop.str("access_token")] {
+        let listed = app.sessions(&token).await;
+        assert_eq!(listed.status, 401, "{}", listed.text);
+        assert_eq!(listed.error(), "invalid_token");
+    }
+    let again = app
+        .login("alice", "correct horse")
+        .await
+        .str("access_token");
+    let listed = app.sessions(&again).await;
+    assert_eq!(listed.body["sessions"].as_array().map(Vec::len), Some(1));
 }
 
 #[actix_web::test]
