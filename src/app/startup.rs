@@ -163,7 +163,7 @@ impl Application {
         let tokens = TokenService::new(Arc::new(keys), &settings);
         let (rehash_jobs, rehash_receiver) = rehash::queue();
         let state = web::Data::new(AppState {
-            auth_rate_limit: limiter::for_auth(settings.auth_rate_limit_per_minute),
+            auth_rate_limit: limiter::for_auth(settings.auth_rate_limit_per_minute, pool.clone()),
             settings,
             pool,
             tokens,

@@ -5,6 +5,7 @@ pub mod models;
 pub mod refresh_tokens;
 pub mod schema;
 pub mod sessions;
+pub mod throttle;
 pub mod users;
 
 use std::time::Duration;

@@ -52,3 +52,20 @@ diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(sessions -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(auth_events, refresh_tokens, sessions, users,);
+
+diesel::table! {
+    login_throttle (name_hash) {
+        name_hash -> Bytea,
+        failures -> Int4,
+        blocked_until -> Nullable<Timestamptz>,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    rate_limits (key) {
+        key -> Text,
+        tat -> Timestamptz,
+        allowed -> Bool,
+    }
+}

@@ -6,6 +6,7 @@
 //! signal; `Application` fires it after the server has drained on SIGTERM
 //! and waits for the tasks to finish their current work.
 
+pub mod prune;
 pub mod rehash;
 
 use std::future::Future;
@@ -52,6 +53,9 @@ impl BackgroundTasks {
         let mut tasks = Self::default();
         tasks.add("rehash", move |state, shutdown| {
             Box::pin(rehash::run(state, rehash_jobs, shutdown))
+        });
+        tasks.add("prune", |state, shutdown| {
+            Box::pin(prune::run(state, shutdown))
         });
         tasks
     }

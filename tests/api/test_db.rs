@@ -161,6 +161,8 @@ fn ensure_template() {
 pub struct TestDatabase {
     name: String,
     url: String,
+    /// Whether dropping this handle drops the database.
+    owned: bool,
 }
 
 impl TestDatabase {
@@ -191,7 +193,21 @@ impl TestDatabase {
             }
         }
         let url = url_for(&name);
-        Self { name, url }
+        Self {
+            name,
+            url,
+            owned: true,
+        }
+    }
+
+    /// A second handle on a database another handle owns (a second app on
+    /// the same database); dropping it leaves the database alone.
+    pub fn borrowed(url: &str) -> Self {
+        Self {
+            name: url.rsplit('/').next().unwrap_or_default().to_owned(),
+            url: url.to_owned(),
+            owned: false,
+        }
     }
 
     /// Connection URL of this database.
@@ -225,6 +241,9 @@ impl TestDatabase {
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
+        if !self.owned {
+            return;
+        }
         let name = self.name.clone();
         // Dropping may run inside the test's runtime; a plain thread keeps
         // any blocking work out of it.
