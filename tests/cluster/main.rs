@@ -102,10 +102,10 @@ impl Cluster {
                 .env("DATABASE_URL", db_url.as_str())
                 .env("JWT_PRIVATE_KEY_PATH", &key)
                 .env("BCRYPT_COST", "4")
-                .env("DB_POOL_SIZE", "6")
+                .env("DB_POOL_SIZE", "4")
                 .env("DB_TIMEOUT_SECONDS", "5")
                 .env("TRUST_FORWARDED_FOR", "true")
-                .env("RUST_LOG", "warn")
+                .env("RUST_LOG", "info,tessera::access=off")
                 .current_dir(dir.path());
             for (name, value) in env {
                 command.env(name, value);
@@ -172,7 +172,7 @@ impl Cluster {
             .pool_max_idle_per_host(64)
             .build()
             .expect("client");
-        let cluster = Self {
+        let mut cluster = Self {
             front: format!("http://127.0.0.1:{front_port}"),
             instances,
             haproxy,
@@ -186,15 +186,21 @@ impl Cluster {
     }
 
     /// Waits for every instance, then for HAProxy to see them all up.
-    async fn wait_until_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        for (port, _) in &self.instances {
+    async fn wait_until_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        for i in 0..self.instances.len() {
+            let port = self.instances[i].0;
             let url = format!("http://127.0.0.1:{port}/readyz");
             while !matches!(self.client.get(&url).send().await, Ok(r) if r.status() == 200) {
+                let exited = match &mut self.instances[i].1 {
+                    Some(child) => child.try_wait().ok().flatten(),
+                    None => None,
+                };
                 assert!(
-                    Instant::now() < deadline,
-                    "instance on {port} not ready; logs in {}",
-                    self.dir.path().display()
+                    Instant::now() < deadline && exited.is_none(),
+                    "instance {i} on port {port} not ready; its log:\n{}",
+                    std::fs::read_to_string(self.dir.path().join(format!("tessera-{i}.log")))
+                        .unwrap_or_default()
                 );
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
