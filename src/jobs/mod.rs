@@ -1,8 +1,8 @@
 //! Background work that starts and stops with the server.
 //!
 //! [`BackgroundTasks`] holds the long-running tasks an instance runs beside
-//! the HTTP server (today the [`rehash`] worker; the outbox sender and the
-//! revocation listener plug in the same way). Each task gets a [`Shutdown`]
+//! the HTTP server (the [`rehash`] worker and the [`prune`] task; the outbox
+//! sender and the revocation listener plug in the same way). Each task gets a [`Shutdown`]
 //! signal; `Application` fires it after the server has drained on SIGTERM
 //! and waits for the tasks to finish their current work.
 

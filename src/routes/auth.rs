@@ -144,7 +144,7 @@ pub async fn register(
         ),
         JsonBodyErrors,
         (status = 401, description = "invalid_credentials", body = ErrorBody),
-        (status = 429, description = "Rate limited (Retry-After)", body = ErrorBody),
+        (status = 429, description = "Rate limited: the client IP's budget, or a throttled username (Retry-After)", body = ErrorBody),
         Unavailable,
     )
 )]
