@@ -1,7 +1,7 @@
-//! Rate limits behind one small trait, so the store can change (in memory
-//! today; shared across instances later) and services can key a limit by
-//! whatever they know (a client IP before the body is read, a username
-//! after it).
+//! Rate limits behind one small trait, so the store can change and services
+//! can key a limit by whatever they know. The default store is PostgreSQL
+//! ([`Postgres`]), so one budget holds across every instance on the
+//! database; [`InMemory`] is per process.
 
 use std::future::Future;
 use std::num::NonZeroU32;
@@ -11,6 +11,8 @@ use std::time::Duration;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 
+use crate::blocking::run_db;
+use crate::db::{throttle, DbPool};
 use crate::error::AppResult;
 
 /// What is being limited; one budget per action and key.
@@ -83,10 +85,54 @@ impl RateLimiter for InMemory {
     }
 }
 
-/// The limiter `AUTH_RATE_LIMIT_PER_MINUTE` asks for.
-pub fn for_auth(per_minute: u32) -> Box<dyn RateLimiter> {
+/// The same GCRA as [`InMemory`] (a burst of `per_minute`, refilled one
+/// every `60 / per_minute` seconds), kept in PostgreSQL's `rate_limits`
+/// table: one `INSERT … ON CONFLICT … DO UPDATE … RETURNING` per attempt,
+/// timed by the database's clock, so every instance draws on one budget.
+pub struct Postgres {
+    pool: DbPool,
+    interval: f64,
+}
+
+/// The window a per-minute budget refills over.
+const PERIOD_SECONDS: f64 = 60.0;
+
+impl Postgres {
+    /// A shared limiter allowing `per_minute` attempts per key and action.
+    pub fn per_minute(pool: DbPool, per_minute: NonZeroU32) -> Self {
+        Self {
+            pool,
+            interval: PERIOD_SECONDS / f64::from(per_minute.get()),
+        }
+    }
+}
+
+impl RateLimiter for Postgres {
+    fn check<'a>(&'a self, key: &'a str, action: Action) -> Check<'a> {
+        let stored_key = format!("{action:?}:{key}");
+        let interval = self.interval;
+        Box::pin(async move {
+            let decision = run_db(&self.pool, move |conn| {
+                throttle::take_from_budget(conn, &stored_key, interval, PERIOD_SECONDS)
+            })
+            .await?;
+            if decision.allowed {
+                return Ok(Decision::Allowed);
+            }
+            // Retry once the next attempt's arrival time fits the window.
+            let wait = decision.ahead_seconds + interval - PERIOD_SECONDS;
+            Ok(Decision::RetryAfter(
+                Duration::try_from_secs_f64(wait).unwrap_or(Duration::ZERO),
+            ))
+        })
+    }
+}
+
+/// The limiter `AUTH_RATE_LIMIT_PER_MINUTE` asks for: shared through the
+/// database, or none at 0.
+pub fn for_auth(per_minute: u32, pool: DbPool) -> Box<dyn RateLimiter> {
     match NonZeroU32::new(per_minute) {
-        Some(per_minute) => Box::new(InMemory::per_minute(per_minute)),
+        Some(per_minute) => Box::new(Postgres::per_minute(pool, per_minute)),
         None => Box::new(Unlimited),
     }
 }
@@ -117,7 +163,7 @@ mod tests {
 
     #[actix_web::test]
     async fn zero_disables_the_limit() {
-        let limiter = for_auth(0);
+        let limiter = Unlimited;
         for _ in 0..100 {
             assert_eq!(
                 limiter.check("k", Action::Authenticate).await.unwrap(),

@@ -52,6 +52,9 @@ pub struct Settings {
     pub token_cache_capacity: u64,
     /// Logins + registrations allowed per client IP per minute (0 disables).
     pub auth_rate_limit_per_minute: u32,
+    /// Consecutive failed password checks for one username before its
+    /// password logins are delayed.
+    pub login_failures_before_delay: u32,
     /// Whether to take the client IP from `X-Forwarded-For`.
     pub trust_forwarded_for: bool,
     /// Browser origins allowed by CORS; empty sends no CORS headers.
@@ -148,6 +151,7 @@ impl Settings {
                 0,
                 1_000_000,
             )?,
+            login_failures_before_delay: ranged(&var, "LOGIN_FAILURES_BEFORE_DELAY", 5, 1, 100)?,
             trust_forwarded_for: boolean(&var, "TRUST_FORWARDED_FOR", false)?,
             cors_allowed_origins: origins(&var, "CORS_ALLOWED_ORIGINS")?,
             rust_log: log_filter(&var, "RUST_LOG")?,
@@ -358,6 +362,7 @@ mod tests {
         assert_eq!(s.bcrypt_cost, 12);
         assert_eq!(s.token_cache_capacity, 100_000);
         assert_eq!(s.auth_rate_limit_per_minute, 60);
+        assert_eq!(s.login_failures_before_delay, 5);
         assert!(!s.trust_forwarded_for);
         assert!(s.cors_allowed_origins.is_empty());
         assert!(s.jwt_private_key_path.is_none());
@@ -413,6 +418,8 @@ mod tests {
             ("DB_TIMEOUT_SECONDS", "61"),
             ("REFRESH_REUSE_GRACE_SECONDS", "301"),
             ("TOKEN_CACHE_CAPACITY", "10000001"),
+            ("LOGIN_FAILURES_BEFORE_DELAY", "0"),
+            ("LOGIN_FAILURES_BEFORE_DELAY", "101"),
             ("DB_POOL_SIZE", "abc"),
             ("BIND_ADDR", "nowhere"),
             ("TRUST_FORWARDED_FOR", "maybe"),

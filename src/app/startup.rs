@@ -194,7 +194,7 @@ impl Application {
             senders.add(Arc::new(sender));
         }
         let state = web::Data::new(AppState {
-            auth_rate_limit: limiter::for_auth(settings.auth_rate_limit_per_minute),
+            auth_rate_limit: limiter::for_auth(settings.auth_rate_limit_per_minute, pool.clone()),
             settings,
             pool,
             tokens,

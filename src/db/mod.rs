@@ -8,6 +8,7 @@ pub mod refresh_tokens;
 pub mod revocations;
 pub mod schema;
 pub mod sessions;
+pub mod throttle;
 pub mod users;
 
 use std::time::Duration;

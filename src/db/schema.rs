@@ -73,9 +73,28 @@ diesel::table! {
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(sessions -> users (user_id));
 
+diesel::table! {
+    login_throttle (name_hash) {
+        name_hash -> Bytea,
+        failures -> Int4,
+        blocked_until -> Nullable<Timestamptz>,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    rate_limits (key) {
+        key -> Text,
+        tat -> Timestamptz,
+        allowed -> Bool,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     auth_events,
+    login_throttle,
     outbox,
+    rate_limits,
     refresh_tokens,
     session_revocations,
     sessions,

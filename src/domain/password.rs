@@ -1,6 +1,31 @@
-//! A password acceptable to bcrypt without truncation.
+//! A password acceptable to bcrypt without truncation, and the rules a NEW
+//! password must also meet (README "Brute-force defence"): not among the
+//! most common leaked passwords, and not containing the username.
 
+use std::collections::HashSet;
 use std::fmt;
+use std::sync::OnceLock;
+
+/// The 30,000 most common passwords of the xato.net 10-million-password
+/// leak corpus, lower-cased, one a line, as the zxcvbn project ships them
+/// (README "Brute-force defence" names the source and licence).
+const COMMON_PASSWORDS: &str = include_str!("common-passwords.txt");
+
+/// The list as a set, built once on first use.
+fn common_passwords() -> &'static HashSet<&'static str> {
+    static SET: OnceLock<HashSet<&'static str>> = OnceLock::new();
+    SET.get_or_init(|| COMMON_PASSWORDS.lines().filter(|l| !l.is_empty()).collect())
+}
+
+/// Whether `raw`, compared case-insensitively, is on the common list.
+pub fn is_common(raw: &str) -> bool {
+    common_passwords().contains(raw.to_lowercase().as_str())
+}
+
+/// Message for a password on the common list.
+pub const TOO_COMMON: &str = "too common";
+/// Message for a password that contains the username.
+pub const CONTAINS_USERNAME: &str = "contains the username";
 
 /// A password of 8–72 bytes of UTF-8 without NUL. Never printed.
 #[derive(Clone)]
@@ -29,6 +54,24 @@ impl Password {
         Ok(Self(raw.to_owned()))
     }
 
+    /// Parses a password being SET for `username` (registration, change,
+    /// reset): the length rules of [`Password::parse`], then refuses one on
+    /// the common list or containing the username, both case-insensitively.
+    /// A `username` shorter than a valid one (3) is not compared, so an
+    /// invalid name in the same request does not produce a second error.
+    pub fn parse_for(username: &str, raw: &str) -> Result<Self, String> {
+        let password = Self::parse(raw)?;
+        let lowered = raw.to_lowercase();
+        if common_passwords().contains(lowered.as_str()) {
+            return Err(TOO_COMMON.into());
+        }
+        let name = username.to_lowercase();
+        if name.chars().count() >= 3 && lowered.contains(&name) {
+            return Err(CONTAINS_USERNAME.into());
+        }
+        Ok(password)
+    }
+
     /// The secret itself, for hashing.
     pub fn expose(&self) -> &str {
         &self.0
@@ -54,6 +97,45 @@ mod tests {
         assert!(Password::parse(&"€".repeat(25)).is_err());
         assert!(Password::parse("short").is_err());
         assert!(Password::parse("12345678").is_ok());
+    }
+
+    #[test]
+    fn the_shipped_list_holds_at_least_ten_thousand_passwords() {
+        assert!(
+            common_passwords().len() >= 10_000,
+            "{}",
+            common_passwords().len()
+        );
+    }
+
+    #[test]
+    fn common_passwords_are_refused_case_insensitively() {
+        for raw in ["password", "PassWord123", "QWERTYUIOP", "iloveyou"] {
+            assert_eq!(
+                Password::parse_for("alice", raw).unwrap_err(),
+                TOO_COMMON,
+                "{raw}"
+            );
+        }
+        assert!(Password::parse_for("alice", "correct horse battery").is_ok());
+    }
+
+    #[test]
+    fn passwords_containing_the_username_are_refused() {
+        assert_eq!(
+            Password::parse_for("Alice", "xx-ALICE-rules").unwrap_err(),
+            CONTAINS_USERNAME
+        );
+        assert!(Password::parse_for("bob", "alice rules ok").is_ok());
+        // An invalid (too short) name is not compared.
+        assert!(Password::parse_for("a", "a perfectly fine one").is_ok());
+    }
+
+    #[test]
+    fn length_rules_come_first() {
+        assert!(Password::parse_for("alice", "short")
+            .unwrap_err()
+            .contains("at least"));
     }
 
     #[test]

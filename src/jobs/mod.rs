@@ -2,11 +2,12 @@
 //!
 //! [`BackgroundTasks`] holds the long-running tasks an instance runs beside
 //! the HTTP server (the [`rehash`] worker, the [`outbox`] sender, event
-//! [`retention`], the [`revocations`] listener). Each task gets a [`Shutdown`]
+//! [`retention`], the [`revocations`] listener, the [`prune`] task). Each task gets a [`Shutdown`]
 //! signal; `Application` fires it after the server has drained on SIGTERM
 //! and waits for the tasks to finish their current work.
 
 pub mod outbox;
+pub mod prune;
 pub mod rehash;
 pub mod retention;
 pub mod revocations;
@@ -72,6 +73,9 @@ impl BackgroundTasks {
         }
         tasks.add("revocation listener", move |_state, shutdown| {
             Box::pin(revocations::run(revocation_listener, shutdown))
+        });
+        tasks.add("prune", |state, shutdown| {
+            Box::pin(prune::run(state, shutdown))
         });
         tasks
     }

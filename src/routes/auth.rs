@@ -106,11 +106,11 @@ pub async fn register(
 ) -> AppResult<HttpResponse> {
     let Registration { username, password } = body.into_inner();
     let mut fields = FieldErrors::new();
+    let password = Password::parse_for(&username, &password)
+        .map_err(|reason| fields.insert("password".into(), reason))
+        .ok();
     let username = Username::parse(&username)
         .map_err(|reason| fields.insert("username".into(), reason))
-        .ok();
-    let password = Password::parse(&password)
-        .map_err(|reason| fields.insert("password".into(), reason))
         .ok();
     let (Some(username), Some(password)) = (username, password) else {
         return Err(AppError::Validation(fields));
@@ -144,7 +144,7 @@ pub async fn register(
         ),
         JsonBodyErrors,
         (status = 401, description = "invalid_credentials", body = ErrorBody),
-        (status = 429, description = "Rate limited (Retry-After)", body = ErrorBody),
+        (status = 429, description = "Rate limited: the client IP's budget, or a throttled username (Retry-After)", body = ErrorBody),
         Unavailable,
     )
 )]

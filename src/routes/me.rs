@@ -87,8 +87,8 @@ pub async fn change_password(
     } = body.into_inner();
     let claims = user.claims();
     let account = accounts::confirm_password(&state, claims.sub, current_password).await?;
-    let new_password =
-        Password::parse(&new_password).map_err(|reason| AppError::field("new_password", reason))?;
+    let new_password = Password::parse_for(&account.username, &new_password)
+        .map_err(|reason| AppError::field("new_password", reason))?;
     let client = client_info(&req, state.settings.trust_forwarded_for);
     accounts::change_password(&state, account, claims.sid, new_password, client).await?;
     Ok(HttpResponse::NoContent().finish())

@@ -16,6 +16,7 @@ use crate::error::{on_unique_violation, AppError, AppResult};
 use crate::jobs::rehash::RehashJob;
 use crate::services::events::{self, Event, EventType};
 use crate::services::sessions::{self as session_service, ClientInfo, IssuedTokens};
+use crate::services::throttle::{self, NameKey};
 use crate::state::AppState;
 
 /// Creates an account; a taken name (also in a race) is 409.
@@ -50,13 +51,28 @@ pub enum LoginOutcome {
 }
 
 /// Logs in with a username and password: checks them, then starts a
-/// session on this device. Every mismatch is `invalid_credentials`.
+/// session on this device. Every mismatch is `invalid_credentials` and
+/// counts against the name's throttle; a throttled name is 429
+/// `rate_limited` without a password check (README "Brute-force defence").
 pub async fn log_in(
     state: &Arc<AppState>,
     username: &str,
     password: String,
     client: ClientInfo,
 ) -> AppResult<LoginOutcome> {
+    // The per-username throttle: a throttled name is refused here, before
+    // bcrypt runs.
+    let name_key = NameKey::of(username);
+    let gate = match throttle::check(state, name_key, username, &client).await {
+        Ok(gate) => gate,
+        Err(err) => {
+            if matches!(err, AppError::RateLimited { .. }) {
+                state.metrics.record_rate_limited();
+                log::info!("login refused: the username is throttled");
+            }
+            return Err(err);
+        }
+    };
     let authentication = match authenticate(state, username, password).await {
         Ok(authentication) => authentication,
         Err(err) => {
@@ -64,10 +80,15 @@ pub async fn log_in(
                 state.metrics.record_login(false);
                 log::debug!("login failed: wrong username or password");
                 record_login_failure(state, username, client).await;
+                throttle::record_failure(state, name_key).await?;
             }
             return Err(err);
         }
     };
+    // The password was right: the name's failures are forgotten.
+    if gate.has_failures {
+        throttle::reset(state, name_key).await?;
+    }
     match authentication {
         Authentication::Complete(user) => {
             state.metrics.record_login(true);

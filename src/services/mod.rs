@@ -6,3 +6,4 @@
 pub mod accounts;
 pub mod events;
 pub mod sessions;
+pub mod throttle;

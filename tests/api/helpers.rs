@@ -49,6 +49,9 @@ pub fn test_settings(overrides: &[(&str, &str)]) -> Settings {
         ("DB_POOL_SIZE", "4"),
         ("DB_TIMEOUT_SECONDS", "1"),
         ("AUTH_RATE_LIMIT_PER_MINUTE", "0"),
+        // Tests that are not about the per-username throttle log in wrong
+        // many times; brute_force.rs sets its own threshold.
+        ("LOGIN_FAILURES_BEFORE_DELAY", "100"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -388,6 +391,21 @@ impl TestApp {
         diesel::sql_query(statement)
             .execute(&mut conn)
             .expect("test SQL");
+    }
+
+    /// Runs one SQL query returning a single `bigint` (cast in the query).
+    pub fn sql_count(&self, query: &str) -> i64 {
+        use diesel::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = self.db.connect();
+        diesel::sql_query(query)
+            .get_result::<Count>(&mut conn)
+            .expect("test SQL")
+            .n
     }
 
     /// Registers and logs in a user, asserting both succeed.

@@ -7,6 +7,7 @@ mod test_db;
 mod account;
 mod admin;
 mod auth_flow;
+mod brute_force;
 mod errors;
 mod events;
 mod guard;

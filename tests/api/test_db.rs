@@ -210,6 +210,16 @@ impl TestDatabase {
         }
     }
 
+    /// A second handle on a database another handle owns, by URL (a second
+    /// app on the same database); dropping it leaves the database alone.
+    pub fn borrowed(url: &str) -> Self {
+        Self {
+            name: url.rsplit('/').next().unwrap_or_default().to_owned(),
+            url: url.to_owned(),
+            owner: false,
+        }
+    }
+
     /// Connection URL of this database.
     pub fn url(&self) -> &str {
         &self.url
