@@ -14,7 +14,7 @@ use crate::db::{sessions, users};
 use crate::domain::{Password, Username};
 use crate::error::{on_unique_violation, AppError, AppResult};
 use crate::jobs::rehash::RehashJob;
-use crate::services::sessions::{self as session_service, ClientInfo, IssuedTokens};
+use crate::services::sessions::{self as session_service, ClientInfo, IssuedTokens, SignInMethod};
 use crate::state::AppState;
 
 /// Creates an account; a taken name (also in a race) is 409.
@@ -69,7 +69,8 @@ pub async fn log_in(
     match authentication {
         Authentication::Complete(user) => {
             state.metrics.record_login(true);
-            let tokens = session_service::start(state, user, client).await?;
+            let tokens =
+                session_service::start(state, user, client, SignInMethod::Password).await?;
             Ok(LoginOutcome::SignedIn(tokens))
         }
     }
