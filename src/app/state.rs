@@ -1,8 +1,11 @@
 //! What every handler and service shares: settings, pool, token service,
 //! metrics, the CPU pools and the job queues.
 
+use std::sync::Arc;
+
 use crate::auth::password::PasswordHasher;
 use crate::auth::tokens::TokenService;
+use crate::auth::totp::SecretBox;
 use crate::blocking::CpuPool;
 use crate::config::Settings;
 use crate::db::DbPool;
@@ -30,6 +33,9 @@ pub struct AppState {
     pub auth_rate_limit: Box<dyn RateLimiter>,
     /// Passwords to store again at the configured bcrypt cost.
     pub rehash_jobs: rehash::Queue,
+    /// Seals and opens TOTP secrets (`MFA_ENCRYPTION_KEY` or a key derived
+    /// from the signing key).
+    pub mfa_secrets: Arc<SecretBox>,
 }
 
 impl AppState {
