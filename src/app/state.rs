@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::auth::password::PasswordHasher;
 use crate::auth::revocation::RevokedSessions;
 use crate::auth::tokens::TokenService;
+use crate::auth::totp::SecretBox;
 use crate::blocking::CpuPool;
 use crate::config::Settings;
 use crate::db::DbPool;
@@ -36,6 +37,9 @@ pub struct AppState {
     /// Sessions revoked within the revocation window, which the guard
     /// refuses; shared with the revocation listener.
     pub revoked_sessions: Arc<RevokedSessions>,
+    /// Seals and opens TOTP secrets (`MFA_ENCRYPTION_KEY` or a key derived
+    /// from the signing key).
+    pub mfa_secrets: Arc<SecretBox>,
 }
 
 impl AppState {

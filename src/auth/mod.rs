@@ -1,12 +1,14 @@
 //! Every cryptographic decision of tessera: keys, access tokens, the guard,
-//! password hashing and refresh-token sealing.
+//! password hashing, refresh-token sealing, TOTP and recovery codes.
 
 pub mod guard;
 pub mod keys;
 pub mod password;
 #[cfg(test)]
 mod properties;
+pub mod recovery_codes;
 pub mod refresh_token;
 pub mod revocation;
 pub mod token_cache;
 pub mod tokens;
+pub mod totp;

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::auth::guard::{bearer_token, check_authorization, REVOKED};
 use crate::auth::keys::KeySet;
 use crate::auth::revocation::RevokedSessions;
-use crate::auth::tokens::{AccessClaims, Subject, TokenService};
+use crate::auth::tokens::{AccessClaims, SignInMethod, Subject, TokenService};
 use crate::config::Settings;
 use crate::domain::Username;
 use crate::error::AppError;
@@ -43,6 +43,7 @@ struct Owner {
     username: String,
     roles: Vec<String>,
     session_id: Uuid,
+    amr: Vec<String>,
 }
 
 impl Owner {
@@ -53,6 +54,8 @@ impl Owner {
                 username: &self.username,
                 roles: &self.roles,
                 session_id: self.session_id,
+                amr: &self.amr,
+                auth_time: 1_700_000_000,
             })
             .unwrap()
             .token
@@ -71,6 +74,7 @@ fn owners() -> impl Strategy<Value = Owner> {
             username: Username::parse(&raw).unwrap().as_str().to_owned(),
             roles,
             session_id: Uuid::from_u128(session_id),
+            amr: SignInMethod::PasswordAndOtp.amr(),
         })
 }
 
@@ -79,6 +83,8 @@ fn assert_claims_of(claims: &AccessClaims, owner: &Owner, issued_after: i64) {
     assert_eq!(claims.username, owner.username);
     assert_eq!(claims.roles, owner.roles);
     assert_eq!(claims.sid, owner.session_id);
+    assert_eq!(claims.amr, owner.amr);
+    assert_eq!(claims.auth_time, Some(1_700_000_000));
     assert_eq!(
         (claims.iss.as_str(), claims.aud.as_str()),
         ("tessera", "tessera-api")
@@ -184,6 +190,7 @@ fn every_single_character_change_of_a_token_is_refused() {
         username: "alice".into(),
         roles: vec!["admin".into()],
         session_id: Uuid::from_u128(2),
+        amr: SignInMethod::Password.amr(),
     }
     .issue();
     assert!(CACHED.verify(&token).is_ok());
@@ -235,6 +242,7 @@ fn a_token_of_a_revoked_session_is_refused_even_from_the_cache() {
         username: "alice".into(),
         roles: vec![],
         session_id: Uuid::new_v4(),
+        amr: SignInMethod::Password.amr(),
     };
     let token = owner.issue();
     let header = HeaderValue::from_str(&format!("Bearer {token}")).unwrap();

@@ -2,6 +2,7 @@
 //! query functions over `&mut PgConnection`. Knows nothing of HTTP.
 
 pub mod events;
+pub mod mfa;
 pub mod models;
 pub mod outbox;
 pub mod refresh_tokens;

@@ -49,6 +49,8 @@ diesel::table! {
         last_used_at -> Timestamptz,
         expires_at -> Timestamptz,
         revoked_at -> Nullable<Timestamptz>,
+        amr -> Array<Text>,
+        auth_time -> Timestamptz,
     }
 }
 
@@ -67,6 +69,43 @@ diesel::table! {
         roles -> Array<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    mfa_totp (user_id) {
+        user_id -> Uuid,
+        secret_sealed -> Bytea,
+        confirmed_at -> Nullable<Timestamptz>,
+        last_used_step -> Int8,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    mfa_recovery_codes (user_id, code_hash) {
+        user_id -> Uuid,
+        code_hash -> Bytea,
+        used_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    mfa_challenges (token_hash) {
+        token_hash -> Bytea,
+        user_id -> Uuid,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        failures -> Int4,
+    }
+}
+
+diesel::table! {
+    mfa_failures (user_id) {
+        user_id -> Uuid,
+        window_start -> Timestamptz,
+        failures -> Int4,
     }
 }
 
@@ -93,6 +132,10 @@ diesel::table! {
 diesel::allow_tables_to_appear_in_same_query!(
     auth_events,
     login_throttle,
+    mfa_challenges,
+    mfa_failures,
+    mfa_recovery_codes,
+    mfa_totp,
     outbox,
     rate_limits,
     refresh_tokens,

@@ -1,5 +1,6 @@
 //! The caller's own account: who the token says you are, password change,
-//! account deletion.
+//! account deletion (both with a step-up code on TOTP accounts), and the
+//! database view of the account.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
@@ -14,6 +15,7 @@ use crate::http::error::ErrorBody;
 use crate::http::json_body::JsonBody;
 use crate::routes::openapi::{BearerRejected, JsonBodyErrors, Unavailable};
 use crate::services::accounts;
+use crate::services::mfa::{self, Purpose};
 use crate::state::AppState;
 
 /// `GET /api/me` body, from the verified token alone.
@@ -59,6 +61,9 @@ pub struct PasswordChange {
     pub current_password: String,
     /// The new password (same rules as registration).
     pub new_password: String,
+    /// A TOTP or recovery code: required when the account has TOTP.
+    #[serde(default)]
+    pub code: Option<String>,
 }
 
 /// `POST /api/me/password`: check the current password, store the new
@@ -69,9 +74,11 @@ pub struct PasswordChange {
     responses(
         (status = 204, description = "Password changed; other sessions revoked"),
         JsonBodyErrors,
-        (status = 401, description = "invalid_credentials (wrong current password), or missing_token / invalid_token", body = ErrorBody),
+        (status = 401, description = "invalid_credentials (wrong current password), mfa_required \
+            (TOTP account, no code), invalid_otp (wrong code), or missing_token / invalid_token", body = ErrorBody),
         (status = 404, description = "Account deleted", body = ErrorBody),
         (status = 422, description = "Invalid new password", body = ErrorBody),
+        (status = 429, description = "rate_limited: 5 wrong codes for this account in 5 minutes (Retry-After)", body = ErrorBody),
         Unavailable,
     )
 )]
@@ -84,12 +91,21 @@ pub async fn change_password(
     let PasswordChange {
         current_password,
         new_password,
+        code,
     } = body.into_inner();
     let claims = user.claims();
     let account = accounts::confirm_password(&state, claims.sub, current_password).await?;
     let new_password = Password::parse_for(&account.username, &new_password)
         .map_err(|reason| AppError::field("new_password", reason))?;
     let client = client_info(&req, state.settings.trust_forwarded_for);
+    mfa::step_up(
+        &state,
+        claims.sub,
+        code,
+        Purpose::PasswordChange,
+        client.clone(),
+    )
+    .await?;
     accounts::change_password(&state, account, claims.sid, new_password, client).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -99,6 +115,9 @@ pub async fn change_password(
 pub struct AccountDeletion {
     /// The account's password, as confirmation.
     pub password: String,
+    /// A TOTP or recovery code: required when the account has TOTP.
+    #[serde(default)]
+    pub code: Option<String>,
 }
 
 /// `DELETE /api/me`: delete the account and, by cascade, its sessions.
@@ -108,8 +127,10 @@ pub struct AccountDeletion {
     responses(
         (status = 204, description = "Account and sessions deleted"),
         JsonBodyErrors,
-        (status = 401, description = "invalid_credentials (wrong password), or missing_token / invalid_token", body = ErrorBody),
+        (status = 401, description = "invalid_credentials (wrong password), mfa_required (TOTP \
+            account, no code), invalid_otp (wrong code), or missing_token / invalid_token", body = ErrorBody),
         (status = 404, description = "Account already deleted", body = ErrorBody),
+        (status = 429, description = "rate_limited: 5 wrong codes for this account in 5 minutes (Retry-After)", body = ErrorBody),
         Unavailable,
     )
 )]
@@ -120,8 +141,17 @@ pub async fn delete_account(
     body: JsonBody<AccountDeletion>,
 ) -> AppResult<HttpResponse> {
     let user_id = user.claims().sub;
-    accounts::confirm_password(&state, user_id, body.into_inner().password).await?;
+    let AccountDeletion { password, code } = body.into_inner();
+    accounts::confirm_password(&state, user_id, password).await?;
     let client = client_info(&req, state.settings.trust_forwarded_for);
+    mfa::step_up(
+        &state,
+        user_id,
+        code,
+        Purpose::AccountDeletion,
+        client.clone(),
+    )
+    .await?;
     accounts::delete(&state, user_id, user.claims().sid, client).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -8,7 +8,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::http::error::ErrorBody;
-use crate::routes::{admin, auth, events, me, meta, sessions};
+use crate::routes::{admin, auth, events, me, meta, mfa, sessions};
 
 /// The document's root.
 #[derive(OpenApi)]
@@ -20,6 +20,7 @@ use crate::routes::{admin, auth, events, me, meta, sessions};
     paths(
         auth::register,
         auth::issue_token,
+        mfa::complete_mfa,
         auth::refresh,
         auth::logout,
         meta::jwks,
@@ -32,6 +33,10 @@ use crate::routes::{admin, auth, events, me, meta, sessions};
         me::change_password,
         me::account,
         events::my_events,
+        mfa::enroll,
+        mfa::disable,
+        mfa::confirm,
+        mfa::regenerate_recovery_codes,
         sessions::list_sessions,
         sessions::revoke_all_sessions,
         sessions::revoke_session,
@@ -43,6 +48,7 @@ use crate::routes::{admin, auth, events, me, meta, sessions};
     tags(
         (name = "auth", description = "Register, log in, refresh, log out"),
         (name = "api", description = "Private API (bearer access token)"),
+        (name = "mfa", description = "Second factor: TOTP and recovery codes (bearer access token)"),
         (name = "admin", description = "Admin-only API"),
         (name = "meta", description = "Keys, health, metrics, this document"),
     )

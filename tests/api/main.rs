@@ -13,6 +13,7 @@ mod events;
 mod guard;
 mod limits;
 mod meta;
+mod mfa;
 mod observability;
 mod openapi_contract;
 mod outage;

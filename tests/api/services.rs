@@ -10,6 +10,15 @@ use tessera::services::sessions::{self, ClientInfo};
 
 use crate::helpers::spawn_app;
 
+/// The tokens of a login that needed no second factor.
+#[track_caller]
+fn signed_in(outcome: LoginOutcome) -> sessions::IssuedTokens {
+    match outcome {
+        LoginOutcome::SignedIn(tokens) => tokens,
+        other => panic!("expected a completed login, got {other:?}"),
+    }
+}
+
 fn name(raw: &str) -> Username {
     Username::parse(raw).expect("valid username")
 }
@@ -58,10 +67,11 @@ async fn a_login_starts_a_session_whose_refresh_rotates_and_logout_revokes() {
         ip: Some("192.0.2.1".into()),
     };
 
-    let LoginOutcome::SignedIn(first) =
+    let first = signed_in(
         accounts::log_in(&app.state, "alice", "correct horse".into(), client)
             .await
-            .expect("log in");
+            .expect("log in"),
+    );
     let live = sessions::list(&app.state, user.id).await.expect("list");
     let second = sessions::refresh(
         &app.state,
@@ -101,14 +111,16 @@ async fn revoking_a_session_of_another_user_is_not_found_and_changes_nothing() {
     let bob = accounts::register(&app.state, name("bob"), password("correct horse"))
         .await
         .expect("bob");
-    let LoginOutcome::SignedIn(_) = accounts::log_in(
-        &app.state,
-        "bob",
-        "correct horse".into(),
-        ClientInfo::default(),
-    )
-    .await
-    .expect("bob logs in");
+    let _ = signed_in(
+        accounts::log_in(
+            &app.state,
+            "bob",
+            "correct horse".into(),
+            ClientInfo::default(),
+        )
+        .await
+        .expect("bob logs in"),
+    );
     let bobs = sessions::list(&app.state, bob.id).await.expect("list");
 
     let refused = sessions::revoke(&app.state, alice.id, bobs[0].id, ClientInfo::default()).await;
@@ -129,14 +141,16 @@ async fn a_spent_refresh_token_outside_the_grace_revokes_its_session() {
     let user = accounts::register(&app.state, name("alice"), password("correct horse"))
         .await
         .expect("register");
-    let LoginOutcome::SignedIn(first) = accounts::log_in(
-        &app.state,
-        "alice",
-        "correct horse".into(),
-        ClientInfo::default(),
-    )
-    .await
-    .expect("log in");
+    let first = signed_in(
+        accounts::log_in(
+            &app.state,
+            "alice",
+            "correct horse".into(),
+            ClientInfo::default(),
+        )
+        .await
+        .expect("log in"),
+    );
     let spent: RefreshToken = first.refresh_token.clone();
     let second = sessions::refresh(&app.state, first.refresh_token, ClientInfo::default())
         .await
