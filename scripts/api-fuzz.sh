@@ -180,7 +180,7 @@ log "starting tessera (database $DB_NAME)"
         BCRYPT_COST=4 \
         AUTH_RATE_LIMIT_PER_MINUTE=1000000 \
         ACCESS_TOKEN_TTL_SECONDS=86400 \
-        RUST_LOG="$SERVER_LOG_FILTER,tessera::cli=info" \
+        RUST_LOG="$SERVER_LOG_FILTER,tessera::app::cli=info" \
         "$BIN" serve
 ) >"$TMP/server.log" 2>&1 &
 SERVER_PID=$!
@@ -211,10 +211,6 @@ status=$("${CURL[@]}" -o "$TMP/register.json" -w '%{http_code}' -X POST "$BASE/a
 [[ $status == 201 ]] || die "register answered $status: $(cat "$TMP/register.json")"
 (cd "$TMP" && DATABASE_URL="$DATABASE_URL" RUST_LOG=warn "$BIN" user grant-role "$FUZZ_USER" admin >/dev/null) ||
     die "tessera user grant-role failed"
-status=$("${CURL[@]}" -o "$TMP/login.json" -w '%{http_code}' -X POST "$BASE/auth/token" \
-    -H 'Content-Type: application/json' -d "$CREDENTIALS")
-[[ $status == 200 ]] || die "login answered $status: $(cat "$TMP/login.json")"
-TOKEN=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["access_token"])' "$TMP/login.json")
 
 # ------------------------------------------------------------- schemathesis --
 run_schemathesis() {
@@ -251,6 +247,12 @@ export TESSERA_FUZZ_BASE_URL="$BASE" TESSERA_FUZZ_USERNAME="$FUZZ_USER" TESSERA_
 log "pass 1: every operation, live account, --max-examples $MAX_EXAMPLES"
 run_schemathesis live --max-examples "$MAX_EXAMPLES" || die "pass 1 found failures (see above)"
 
+# A fresh session: pass 1's DELETE /api/sessions revoked every earlier one,
+# and a revoked session's token is refused at once.
+status=$("${CURL[@]}" -o "$TMP/login.json" -w '%{http_code}' -X POST "$BASE/auth/token" \
+    -H 'Content-Type: application/json' -d "$CREDENTIALS")
+[[ $status == 200 ]] || die "login answered $status: $(cat "$TMP/login.json")"
+TOKEN=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["access_token"])' "$TMP/login.json")
 log "deleting the fuzzer account with its password"
 status=$("${CURL[@]}" -o "$TMP/delete.out" -w '%{http_code}' -X DELETE "$BASE/api/me" \
     -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
