@@ -32,6 +32,10 @@ pub enum AppError {
     /// Refresh token unknown, expired, revoked or spent.
     #[error("invalid grant")]
     InvalidGrant,
+    /// A wrong, reused or expired one-time code, MFA token, passkey
+    /// assertion, or reset/verification token.
+    #[error("invalid one-time proof")]
+    InvalidOtp,
     /// The token lacks the role this route needs.
     #[error("insufficient scope: needs role {0}")]
     InsufficientScope(&'static str),
@@ -91,6 +95,7 @@ impl AppError {
             Self::InvalidToken(_) => "invalid_token",
             Self::InvalidCredentials => "invalid_credentials",
             Self::InvalidGrant => "invalid_grant",
+            Self::InvalidOtp => "invalid_otp",
             Self::InsufficientScope(_) => "insufficient_scope",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
@@ -114,6 +119,9 @@ impl AppError {
             Self::InvalidCredentials => "The username or password is wrong.".into(),
             Self::InvalidGrant => {
                 "The refresh token is unknown, expired, revoked or already used.".into()
+            }
+            Self::InvalidOtp => {
+                "The code, token or passkey answer is wrong, already used or expired.".into()
             }
             Self::InsufficientScope(role) => {
                 format!("This route needs the {role} role.")

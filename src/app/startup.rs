@@ -15,6 +15,7 @@ use actix_web::{web, App, HttpServer};
 use actix_web_prom::PrometheusMetricsBuilder;
 
 use crate::auth::keys::KeySet;
+use crate::auth::passkeys::PasskeyVerifier;
 use crate::auth::password::PasswordHasher;
 use crate::auth::tokens::TokenService;
 use crate::blocking::CpuPool;
@@ -106,6 +107,8 @@ pub struct Application {
 impl Application {
     /// Loads keys, prepares the database, binds, and builds the server.
     pub fn build(settings: Settings) -> Result<Self, StartupError> {
+        let passkeys = PasskeyVerifier::new(&settings.webauthn_rp_id, &settings.webauthn_origins)
+            .map_err(StartupError)?;
         let keys = KeySet::load(
             settings.jwt_private_key_path.as_deref(),
             &settings.jwt_previous_public_key_paths,
@@ -171,6 +174,7 @@ impl Application {
             passwords,
             signing,
             rehash_jobs,
+            passkeys,
         });
         let tasks = BackgroundTasks::standard(rehash_receiver);
         let app_state = state.clone();

@@ -1,6 +1,7 @@
 //! What every handler and service shares: settings, pool, token service,
 //! metrics, the CPU pools and the job queues.
 
+use crate::auth::passkeys::PasskeyVerifier;
 use crate::auth::password::PasswordHasher;
 use crate::auth::tokens::TokenService;
 use crate::blocking::CpuPool;
@@ -30,6 +31,8 @@ pub struct AppState {
     pub auth_rate_limit: Box<dyn RateLimiter>,
     /// Passwords to store again at the configured bcrypt cost.
     pub rehash_jobs: rehash::Queue,
+    /// The WebAuthn relying party (passkeys).
+    pub passkeys: PasskeyVerifier,
 }
 
 impl AppState {

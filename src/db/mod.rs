@@ -2,6 +2,7 @@
 //! query functions over `&mut PgConnection`. Knows nothing of HTTP.
 
 pub mod models;
+pub mod passkeys;
 pub mod refresh_tokens;
 pub mod schema;
 pub mod sessions;

@@ -206,7 +206,7 @@ pub async fn logout(
 }
 
 /// The token response (`Cache-Control: no-store`).
-fn token_response(tokens: IssuedTokens) -> HttpResponse {
+pub(crate) fn token_response(tokens: IssuedTokens) -> HttpResponse {
     no_store_json(
         StatusCode::OK,
         &TokenResponse {

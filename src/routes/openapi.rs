@@ -8,7 +8,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::http::error::ErrorBody;
-use crate::routes::{admin, auth, me, meta, sessions};
+use crate::routes::{admin, auth, me, meta, passkeys, sessions};
 
 /// The document's root.
 #[derive(OpenApi)]
@@ -35,6 +35,12 @@ use crate::routes::{admin, auth, me, meta, sessions};
         sessions::revoke_all_sessions,
         sessions::revoke_session,
         admin::list_users,
+        passkeys::start_registration,
+        passkeys::finish_registration,
+        passkeys::list_passkeys,
+        passkeys::remove_passkey,
+        passkeys::start_sign_in,
+        passkeys::finish_sign_in,
     ),
     components(schemas(crate::http::error::ErrorBody)),
     modifiers(&BearerSecurity),
@@ -42,6 +48,7 @@ use crate::routes::{admin, auth, me, meta, sessions};
         (name = "auth", description = "Register, log in, refresh, log out"),
         (name = "api", description = "Private API (bearer access token)"),
         (name = "admin", description = "Admin-only API"),
+        (name = "passkeys", description = "Passkeys (WebAuthn): register, list, remove, sign in"),
         (name = "meta", description = "Keys, health, metrics, this document"),
     )
 )]

@@ -201,16 +201,20 @@ pub struct AccountOverview {
 
 /// Reads the caller's account; `not_found` once it was deleted.
 pub async fn overview(state: &AppState, user_id: Uuid) -> AppResult<AccountOverview> {
-    let user = run_db(&state.pool, move |conn| users::find(conn, user_id))
-        .await?
-        .ok_or(AppError::NotFound)?;
+    let (user, passkeys) = run_db(&state.pool, move |conn| {
+        let user = users::find(conn, user_id)?;
+        let passkeys = crate::db::passkeys::count_for_user(conn, user_id)?;
+        Ok::<_, diesel::result::Error>((user, passkeys))
+    })
+    .await?;
+    let user = user.ok_or(AppError::NotFound)?;
     Ok(AccountOverview {
         user,
         email: None,
         email_verified: false,
         totp: false,
         recovery_codes_left: 0,
-        passkeys: 0,
+        passkeys,
     })
 }
 

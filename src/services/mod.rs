@@ -5,4 +5,5 @@
 
 pub mod accounts;
 pub mod events;
+pub mod passkeys;
 pub mod sessions;

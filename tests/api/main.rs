@@ -2,6 +2,7 @@
 
 mod chaos_proxy;
 mod helpers;
+mod soft_passkey;
 mod test_db;
 
 mod account;
@@ -14,6 +15,7 @@ mod meta;
 mod observability;
 mod openapi_contract;
 mod outage;
+mod passkeys;
 mod process;
 mod races;
 mod resource_limits;

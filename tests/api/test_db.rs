@@ -161,6 +161,8 @@ fn ensure_template() {
 pub struct TestDatabase {
     name: String,
     url: String,
+    /// False for a second handle on another's database: it never drops it.
+    owner: bool,
 }
 
 impl TestDatabase {
@@ -191,7 +193,21 @@ impl TestDatabase {
             }
         }
         let url = url_for(&name);
-        Self { name, url }
+        Self {
+            name,
+            url,
+            owner: true,
+        }
+    }
+
+    /// Another handle on the same database (for a second app instance);
+    /// only the original drops it.
+    pub fn shared(&self) -> Self {
+        Self {
+            name: self.name.clone(),
+            url: self.url.clone(),
+            owner: false,
+        }
     }
 
     /// Connection URL of this database.
@@ -225,6 +241,9 @@ impl TestDatabase {
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
+        if !self.owner {
+            return;
+        }
         let name = self.name.clone();
         // Dropping may run inside the test's runtime; a plain thread keeps
         // any blocking work out of it.
