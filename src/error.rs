@@ -32,10 +32,18 @@ pub enum AppError {
     /// Refresh token unknown, expired, revoked or spent.
     #[error("invalid grant")]
     InvalidGrant,
-    /// A wrong, reused or expired one-time code, MFA token, passkey
-    /// assertion, or reset/verification token.
-    #[error("invalid one-time proof")]
+    /// The password was right and a second factor is needed (on a step-up
+    /// route: its `code` is missing).
+    #[error("second factor required")]
+    MfaRequired,
+    /// Wrong, reused or expired one-time code, MFA token or passkey
+    /// assertion (README "Passkeys").
+    #[error("invalid one-time code")]
     InvalidOtp,
+    /// The state does not allow it (TOTP already enabled, no pending
+    /// enrollment, TOTP not enabled).
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
     /// The token lacks the role this route needs.
     #[error("insufficient scope: needs role {0}")]
     InsufficientScope(&'static str),
@@ -95,7 +103,9 @@ impl AppError {
             Self::InvalidToken(_) => "invalid_token",
             Self::InvalidCredentials => "invalid_credentials",
             Self::InvalidGrant => "invalid_grant",
+            Self::MfaRequired => "mfa_required",
             Self::InvalidOtp => "invalid_otp",
+            Self::Conflict(_) => "conflict",
             Self::InsufficientScope(_) => "insufficient_scope",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
@@ -120,9 +130,14 @@ impl AppError {
             Self::InvalidGrant => {
                 "The refresh token is unknown, expired, revoked or already used.".into()
             }
-            Self::InvalidOtp => {
-                "The code, token or passkey answer is wrong, already used or expired.".into()
+            Self::MfaRequired => {
+                "This account has a second factor: a one-time code is required.".into()
             }
+            Self::InvalidOtp => {
+                "The one-time code, MFA token or passkey answer is wrong, already used or expired."
+                    .into()
+            }
+            Self::Conflict(why) => format!("{why}."),
             Self::InsufficientScope(role) => {
                 format!("This route needs the {role} role.")
             }

@@ -11,6 +11,8 @@ pub struct Metrics {
     tokens_issued: IntCounterVec,
     refresh_reuse: IntCounterVec,
     rate_limited: IntCounter,
+    mfa_challenges: IntCounter,
+    mfa_failures: IntCounterVec,
     tokens_rejected: IntCounter,
     pool_connections: IntGaugeVec,
 }
@@ -45,6 +47,16 @@ impl Metrics {
             "Requests refused by the login rate limit.",
         )?;
         registry.register(Box::new(rate_limited.clone()))?;
+        let mfa_challenges = IntCounter::new(
+            "tessera_mfa_challenges_total",
+            "Logins whose password was right and that were asked for a second factor (mfa_token issued).",
+        )?;
+        registry.register(Box::new(mfa_challenges.clone()))?;
+        let mfa_failures = counter(
+            "tessera_mfa_failures_total",
+            "Refused second-factor attempts by reason (wrong_code, reused_code, malformed_code, bad_mfa_token, throttled).",
+            &["reason"],
+        )?;
         let tokens_rejected = IntCounter::new(
             "tessera_access_tokens_rejected_total",
             "Bearer tokens refused by the guard.",
@@ -64,6 +76,8 @@ impl Metrics {
             tokens_issued,
             refresh_reuse,
             rate_limited,
+            mfa_challenges,
+            mfa_failures,
             tokens_rejected,
             pool_connections,
         })
@@ -96,6 +110,17 @@ impl Metrics {
     /// Counts a rate-limited request.
     pub fn record_rate_limited(&self) {
         self.rate_limited.inc();
+    }
+
+    /// Counts an `mfa_token` handed out after a right password.
+    pub fn record_mfa_challenge(&self) {
+        self.mfa_challenges.inc();
+    }
+
+    /// Counts a refused second-factor attempt (`reason` is one of a few
+    /// fixed words, never client input).
+    pub fn record_mfa_failure(&self, reason: &'static str) {
+        self.mfa_failures.with_label_values(&[reason]).inc();
     }
 
     /// Records the pool's state, sampled at scrape time.

@@ -42,12 +42,15 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
     no_cache.token_cache_capacity = 0;
     let uncached = TokenService::new(keys, &no_cache);
     let roles = vec!["admin".to_owned()];
+    let amr = vec!["pwd".to_owned()];
     let issued = cached
         .issue(&Subject {
             user_id: uuid::Uuid::from_u128(0xf022_0001),
             username: "fuzz",
             roles: &roles,
             session_id: uuid::Uuid::from_u128(0xf5e5_0001),
+            amr: &amr,
+            auth_time: 1_700_000_000,
         })
         .expect("issue");
     let valid = vec![SEED_TOKEN.trim().to_owned(), issued.token];

@@ -62,6 +62,11 @@ pub struct Settings {
     pub webauthn_rp_id: String,
     /// Origins whose WebAuthn responses are accepted (web and app origins).
     pub webauthn_origins: Vec<url::Url>,
+    /// The issuer authenticator apps show for TOTP entries.
+    pub mfa_issuer: String,
+    /// Key that seals TOTP secrets at rest; `None`: derived from the
+    /// signing key (with a WARN at startup). Never printed by `Debug`.
+    pub mfa_encryption_key: Option<[u8; 32]>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -72,6 +77,7 @@ impl std::fmt::Debug for Settings {
             .field("jwt_private_key_path", &self.jwt_private_key_path)
             .field("jwt_issuer", &self.jwt_issuer)
             .field("jwt_audience", &self.jwt_audience)
+            .field("mfa_issuer", &self.mfa_issuer)
             .finish_non_exhaustive()
     }
 }
@@ -138,6 +144,8 @@ impl Settings {
             rust_log: log_filter(&var, "RUST_LOG")?,
             webauthn_rp_id,
             webauthn_origins,
+            mfa_issuer: mfa_issuer(&var, "MFA_ISSUER")?,
+            mfa_encryption_key: key_32(&var, "MFA_ENCRYPTION_KEY")?,
         })
     }
 }
@@ -363,6 +371,52 @@ fn log_filter(
     Ok(raw)
 }
 
+/// The TOTP issuer: 1–64 printable characters without `:`, which would
+/// break the `issuer:username` label of the `otpauth://` URI.
+fn mfa_issuer(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+) -> Result<String, ConfigError> {
+    let raw = var(name).unwrap_or_else(|| "tessera".to_owned());
+    let issuer = raw.trim();
+    if issuer.chars().count() > 64 || issuer.contains(':') || issuer.chars().any(char::is_control) {
+        return Err(ConfigError {
+            var: name,
+            reason: format!("{issuer:?} must be 1-64 printable characters without ':'"),
+        });
+    }
+    Ok(issuer.to_owned())
+}
+
+/// A 32-byte key given as standard base64 (padding optional); unset is `None`.
+/// The error never echoes the value: it is a secret.
+fn key_32(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+) -> Result<Option<[u8; 32]>, ConfigError> {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+    use base64::Engine;
+    let Some(raw) = var(name) else {
+        return Ok(None);
+    };
+    let raw = raw.trim();
+    let decoded = STANDARD
+        .decode(raw)
+        .or_else(|_| STANDARD_NO_PAD.decode(raw))
+        .map_err(|_| ConfigError {
+            var: name,
+            reason: "is not base64 (make one with: openssl rand -base64 32)".into(),
+        })?;
+    let key: [u8; 32] = decoded.as_slice().try_into().map_err(|_| ConfigError {
+        var: name,
+        reason: format!(
+            "must decode to exactly 32 bytes, not {} (make one with: openssl rand -base64 32)",
+            decoded.len()
+        ),
+    })?;
+    Ok(Some(key))
+}
+
 /// Splits a comma-separated variable, dropping empty items.
 fn list(var: &impl Fn(&str) -> Option<String>, name: &str) -> Vec<String> {
     var(name)
@@ -406,6 +460,26 @@ mod tests {
         assert!(!s.trust_forwarded_for);
         assert!(s.cors_allowed_origins.is_empty());
         assert!(s.jwt_private_key_path.is_none());
+        assert_eq!(s.mfa_issuer, "tessera");
+        assert!(s.mfa_encryption_key.is_none());
+    }
+
+    #[test]
+    fn the_mfa_key_is_32_bytes_of_base64_and_never_echoed() {
+        let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+        let s = settings(&[("MFA_ENCRYPTION_KEY", key)]).unwrap();
+        let expected: Vec<u8> = (0u8..32).collect();
+        assert_eq!(s.mfa_encryption_key.unwrap().to_vec(), expected);
+        for bad in [
+            "c2hvcnQ=",
+            "not base64 at all!",
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gIQ==",
+        ] {
+            let err = settings(&[("MFA_ENCRYPTION_KEY", bad)]).unwrap_err();
+            assert_eq!(err.var, "MFA_ENCRYPTION_KEY");
+            assert!(!err.to_string().contains(bad), "{err}");
+        }
+        assert!(!format!("{s:?}").contains("mfa_encryption_key"));
     }
 
     #[test]
@@ -432,6 +506,8 @@ mod tests {
             ("WEBAUTHN_ORIGINS", "http://localhost:8080/path"),
             ("WEBAUTHN_ORIGINS", "android:apk-key-hash:not-a-hash"),
             ("WEBAUTHN_ORIGINS", "ftp://localhost"),
+            ("MFA_ISSUER", "Acme:Corp"),
+            ("MFA_ISSUER", &"x".repeat(65)),
         ] {
             let err = settings(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var);

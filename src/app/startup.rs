@@ -18,6 +18,7 @@ use crate::auth::keys::KeySet;
 use crate::auth::passkeys::PasskeyVerifier;
 use crate::auth::password::PasswordHasher;
 use crate::auth::tokens::TokenService;
+use crate::auth::totp::SecretBox;
 use crate::blocking::CpuPool;
 use crate::config::Settings;
 use crate::db;
@@ -95,6 +96,25 @@ fn cors(origins: &[String]) -> Cors {
     cors
 }
 
+/// The box for TOTP secrets: under `MFA_ENCRYPTION_KEY`, or (with a WARN)
+/// under a key derived from the signing key with HKDF.
+fn mfa_secret_box(settings: &Settings, keys: &KeySet) -> Result<SecretBox, StartupError> {
+    let key = match settings.mfa_encryption_key {
+        Some(key) => key,
+        None => {
+            log::warn!(
+                "MFA_ENCRYPTION_KEY is unset: TOTP secrets are encrypted under a key derived from \
+                 the signing key, so replacing that key makes enrolled secrets unreadable; set \
+                 MFA_ENCRYPTION_KEY (openssl rand -base64 32) in production"
+            );
+            keys.derive_key(b"tessera/mfa/totp-secrets/v1")
+                .ok_or_else(|| StartupError("MFA_ENCRYPTION_KEY: cannot derive a key".into()))?
+        }
+    };
+    SecretBox::new(&key)
+        .ok_or_else(|| StartupError("MFA_ENCRYPTION_KEY: not a usable AES-256 key".into()))
+}
+
 /// A bound, not yet running server, the port it got, and the background
 /// tasks that run beside it.
 pub struct Application {
@@ -115,6 +135,7 @@ impl Application {
         )
         .map_err(|err| StartupError(err.to_string()))?;
         log::info!("signing with key kid={}", keys.current_kid());
+        let mfa_secrets = Arc::new(mfa_secret_box(&settings, &keys)?);
 
         db::ensure_database_exists(&settings.database_url)
             .map_err(|err| StartupError(err.to_string()))?;
@@ -175,6 +196,7 @@ impl Application {
             signing,
             rehash_jobs,
             passkeys,
+            mfa_secrets,
         });
         let tasks = BackgroundTasks::standard(rehash_receiver);
         let app_state = state.clone();

@@ -1,9 +1,12 @@
 //! What every handler and service shares: settings, pool, token service,
 //! metrics, the CPU pools and the job queues.
 
+use std::sync::Arc;
+
 use crate::auth::passkeys::PasskeyVerifier;
 use crate::auth::password::PasswordHasher;
 use crate::auth::tokens::TokenService;
+use crate::auth::totp::SecretBox;
 use crate::blocking::CpuPool;
 use crate::config::Settings;
 use crate::db::DbPool;
@@ -33,6 +36,9 @@ pub struct AppState {
     pub rehash_jobs: rehash::Queue,
     /// The WebAuthn relying party (passkeys).
     pub passkeys: PasskeyVerifier,
+    /// Seals and opens TOTP secrets (`MFA_ENCRYPTION_KEY` or a key derived
+    /// from the signing key).
+    pub mfa_secrets: Arc<SecretBox>,
 }
 
 impl AppState {

@@ -68,6 +68,9 @@ pub struct Jwks {
 
 /// The signing key and every key tokens may be verified with.
 pub struct KeySet {
+    /// HKDF pseudo-random key extracted from the private key's DER bytes:
+    /// the source of keys derived from the signing key.
+    derivation: aws_lc_rs::hkdf::Prk,
     encoding_key: EncodingKey,
     current_kid: String,
     decoding_keys: HashMap<String, DecodingKey>,
@@ -117,11 +120,18 @@ impl KeySet {
     /// Builds a key set from PEM private key bytes (PKCS#1 or PKCS#8).
     pub fn from_private_pem(pem_bytes: &[u8]) -> Result<Self, String> {
         let key_pair = parse_private_pem(pem_bytes)?;
+        let der = pem::parse(pem_bytes).map_err(|_| "not a PEM file".to_owned())?;
+        let derivation = aws_lc_rs::hkdf::Salt::new(
+            aws_lc_rs::hkdf::HKDF_SHA256,
+            b"tessera/signing-key-derivation/v1",
+        )
+        .extract(der.contents());
         let encoding_key = EncodingKey::from_rsa_pem(pem_bytes)
             .map_err(|err| format!("not a usable RSA private key: {err}"))?;
         let public = PublicKeyComponents::<Vec<u8>>::from(key_pair.public_key());
         let jwk = jwk_for(&public);
         let mut set = Self {
+            derivation,
             encoding_key,
             current_kid: jwk.kid.clone(),
             decoding_keys: HashMap::new(),
@@ -161,6 +171,20 @@ impl KeySet {
     /// The public JWKS document.
     pub fn jwks(&self) -> &Jwks {
         &self.jwks
+    }
+
+    /// A 256-bit key derived from the private key with HKDF-SHA-256 under
+    /// `purpose`: a fallback for deployments that configure no key of their
+    /// own for that purpose (it changes when the signing key does).
+    pub fn derive_key(&self, purpose: &[u8]) -> Option<[u8; 32]> {
+        let info = [purpose];
+        let okm = self
+            .derivation
+            .expand(&info, aws_lc_rs::hkdf::HKDF_SHA256)
+            .ok()?;
+        let mut key = [0u8; 32];
+        okm.fill(&mut key).ok()?;
+        Some(key)
     }
 }
 

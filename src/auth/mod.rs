@@ -1,5 +1,6 @@
 //! Every cryptographic decision of tessera: keys, access tokens, the guard,
-//! password hashing, refresh-token sealing and passkeys.
+//! password hashing, refresh-token sealing, TOTP and recovery codes, and
+//! passkeys.
 
 pub mod guard;
 pub mod keys;
@@ -7,6 +8,8 @@ pub mod passkeys;
 pub mod password;
 #[cfg(test)]
 mod properties;
+pub mod recovery_codes;
 pub mod refresh_token;
 pub mod token_cache;
 pub mod tokens;
+pub mod totp;

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::auth::guard::{bearer_token, check_authorization};
 use crate::auth::keys::KeySet;
-use crate::auth::tokens::{AccessClaims, Subject, TokenService};
+use crate::auth::tokens::{AccessClaims, SignInMethod, Subject, TokenService};
 use crate::config::Settings;
 use crate::domain::Username;
 use crate::error::AppError;
@@ -38,6 +38,7 @@ struct Owner {
     username: String,
     roles: Vec<String>,
     session_id: Uuid,
+    amr: Vec<String>,
 }
 
 impl Owner {
@@ -48,6 +49,8 @@ impl Owner {
                 username: &self.username,
                 roles: &self.roles,
                 session_id: self.session_id,
+                amr: &self.amr,
+                auth_time: 1_700_000_000,
             })
             .unwrap()
             .token
@@ -66,6 +69,7 @@ fn owners() -> impl Strategy<Value = Owner> {
             username: Username::parse(&raw).unwrap().as_str().to_owned(),
             roles,
             session_id: Uuid::from_u128(session_id),
+            amr: SignInMethod::PasswordAndOtp.amr(),
         })
 }
 
@@ -74,6 +78,8 @@ fn assert_claims_of(claims: &AccessClaims, owner: &Owner, issued_after: i64) {
     assert_eq!(claims.username, owner.username);
     assert_eq!(claims.roles, owner.roles);
     assert_eq!(claims.sid, owner.session_id);
+    assert_eq!(claims.amr, owner.amr);
+    assert_eq!(claims.auth_time, Some(1_700_000_000));
     assert_eq!(
         (claims.iss.as_str(), claims.aud.as_str()),
         ("tessera", "tessera-api")
@@ -179,6 +185,7 @@ fn every_single_character_change_of_a_token_is_refused() {
         username: "alice".into(),
         roles: vec!["admin".into()],
         session_id: Uuid::from_u128(2),
+        amr: SignInMethod::Password.amr(),
     }
     .issue();
     assert!(CACHED.verify(&token).is_ok());

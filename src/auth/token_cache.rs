@@ -112,6 +112,8 @@ mod tests {
             nbf: Some(now),
             exp: now + exp_from_now,
             jti: Uuid::new_v4(),
+            amr: vec!["pwd".into()],
+            auth_time: Some(now),
         })
     }
 
@@ -175,11 +177,14 @@ mod tests {
 
         fn token(service: &TokenService) -> String {
             let roles = vec!["admin".to_owned()];
+            let amr = vec!["pwd".to_owned()];
             let subject = Subject {
                 user_id: Uuid::new_v4(),
                 username: "alice",
                 roles: &roles,
                 session_id: Uuid::new_v4(),
+                amr: &amr,
+                auth_time: 1_700_000_000,
             };
             service.issue(&subject).expect("sign").token
         }

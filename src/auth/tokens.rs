@@ -38,6 +38,43 @@ pub struct AccessClaims {
     pub exp: i64,
     /// Unique token id.
     pub jti: Uuid,
+    /// RFC 8176 methods of the sign-in that started the session (README
+    /// "Token rules"). Tokens signed before this claim existed read as
+    /// `["pwd"]`, the only sign-in there was.
+    #[serde(default = "password_only")]
+    pub amr: Vec<String>,
+    /// When that sign-in happened (Unix seconds); kept by refresh. Always
+    /// issued; absent only on tokens signed before the claim existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
+}
+
+/// The `amr` of a token that does not carry one.
+fn password_only() -> Vec<String> {
+    SignInMethod::Password.amr()
+}
+
+/// How a session was started; decides its `amr` claim (RFC 8176 values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignInMethod {
+    /// Username and password: `["pwd"]`.
+    Password,
+    /// Password, then a TOTP or recovery code: `["pwd","otp","mfa"]`.
+    PasswordAndOtp,
+    /// A passkey with user verification: `["hwk","user","mfa"]`.
+    Passkey,
+}
+
+impl SignInMethod {
+    /// The `amr` values stored on the session and copied into its tokens.
+    pub fn amr(self) -> Vec<String> {
+        let methods: &[&str] = match self {
+            Self::Password => &["pwd"],
+            Self::PasswordAndOtp => &["pwd", "otp", "mfa"],
+            Self::Passkey => &["hwk", "user", "mfa"],
+        };
+        methods.iter().map(|m| (*m).to_owned()).collect()
+    }
 }
 
 /// Who a new access token is for.
@@ -51,6 +88,10 @@ pub struct Subject<'a> {
     pub roles: &'a [String],
     /// Session id.
     pub session_id: Uuid,
+    /// The session's `amr` (see [`SignInMethod::amr`]).
+    pub amr: &'a [String],
+    /// When the session's sign-in happened (Unix seconds).
+    pub auth_time: i64,
 }
 
 /// A freshly signed access token.
@@ -116,6 +157,8 @@ impl TokenService {
             nbf: Some(now),
             exp: now + self.ttl_seconds,
             jti: Uuid::new_v4(),
+            amr: subject.amr.to_vec(),
+            auth_time: Some(subject.auth_time),
         };
         let mut header = Header::new(Algorithm::RS256);
         header.typ = Some(ACCESS_TOKEN_TYP.to_owned());

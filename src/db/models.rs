@@ -66,6 +66,10 @@ pub struct Session {
     pub expires_at: DateTime<Utc>,
     /// Set when logged out or revoked.
     pub revoked_at: Option<DateTime<Utc>>,
+    /// RFC 8176 methods of the sign-in that started it (the `amr` claim).
+    pub amr: Vec<String>,
+    /// When that sign-in happened (the `auth_time` claim).
+    pub auth_time: DateTime<Utc>,
 }
 
 impl Session {
@@ -93,6 +97,10 @@ pub struct NewSession<'a> {
     pub last_used_at: DateTime<Utc>,
     /// Inactivity deadline.
     pub expires_at: DateTime<Utc>,
+    /// RFC 8176 methods of the sign-in.
+    pub amr: &'a [String],
+    /// When the sign-in happened.
+    pub auth_time: DateTime<Utc>,
 }
 
 /// A refresh token, known only by its hash.

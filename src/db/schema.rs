@@ -34,6 +34,8 @@ diesel::table! {
         last_used_at -> Timestamptz,
         expires_at -> Timestamptz,
         revoked_at -> Nullable<Timestamptz>,
+        amr -> Array<Text>,
+        auth_time -> Timestamptz,
     }
 }
 
@@ -45,6 +47,43 @@ diesel::table! {
         roles -> Array<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    mfa_totp (user_id) {
+        user_id -> Uuid,
+        secret_sealed -> Bytea,
+        confirmed_at -> Nullable<Timestamptz>,
+        last_used_step -> Int8,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    mfa_recovery_codes (user_id, code_hash) {
+        user_id -> Uuid,
+        code_hash -> Bytea,
+        used_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    mfa_challenges (token_hash) {
+        token_hash -> Bytea,
+        user_id -> Uuid,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        failures -> Int4,
+    }
+}
+
+diesel::table! {
+    mfa_failures (user_id) {
+        user_id -> Uuid,
+        window_start -> Timestamptz,
+        failures -> Int4,
     }
 }
 
@@ -76,6 +115,15 @@ diesel::table! {
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(sessions -> users (user_id));
 
-diesel::allow_tables_to_appear_in_same_query!(auth_events, refresh_tokens, sessions, users,);
+diesel::allow_tables_to_appear_in_same_query!(
+    auth_events,
+    refresh_tokens,
+    sessions,
+    users,
+    mfa_totp,
+    mfa_recovery_codes,
+    mfa_challenges,
+    mfa_failures,
+);
 diesel::joinable!(passkeys -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(passkeys, users);

@@ -15,6 +15,7 @@ use crate::http::json_body::JsonBody;
 use crate::routes::no_store_json;
 use crate::routes::openapi::{JsonBodyErrors, Unavailable};
 use crate::services::accounts::{self, LoginOutcome};
+use crate::services::mfa::MfaChallenge;
 use crate::services::sessions::{self, IssuedTokens};
 use crate::state::AppState;
 
@@ -143,7 +144,16 @@ pub async fn register(
             )
         ),
         JsonBodyErrors,
-        (status = 401, description = "invalid_credentials", body = ErrorBody),
+        (status = 401, description = "invalid_credentials (wrong username or password), or \
+            mfa_required: the password was right and the account has TOTP; the body adds \
+            mfa_token and methods, for POST /auth/mfa (Cache-Control: no-store)",
+            body = MfaRequiredBody,
+            links(("second_step" = (
+                operation_id = "complete_mfa",
+                request_body = json!({"mfa_token": "$response.body#/mfa_token"}),
+                description = "Finish the login with a one-time code"
+            )))
+        ),
         (status = 429, description = "Rate limited (Retry-After)", body = ErrorBody),
         Unavailable,
     )
@@ -157,6 +167,7 @@ pub async fn issue_token(
     let client = client_info(&req, state.settings.trust_forwarded_for);
     match accounts::log_in(&state.into_inner(), &username, password, client).await? {
         LoginOutcome::SignedIn(tokens) => Ok(token_response(tokens)),
+        LoginOutcome::SecondFactorRequired(challenge) => Ok(mfa_required_response(challenge)),
     }
 }
 
@@ -203,6 +214,36 @@ pub async fn logout(
     let presented = RefreshToken::presented(&body.refresh_token);
     sessions::logout(&state, presented).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// `401 mfa_required` of a login: the error envelope plus what the second
+/// step needs. `error` and `message` are those of every error body.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MfaRequiredBody {
+    /// `mfa_required` (or `invalid_credentials`, without the other fields).
+    pub error: &'static str,
+    /// One human sentence.
+    pub message: String,
+    /// 256-bit single-use token for `POST /auth/mfa`; lives 300 s and dies
+    /// after 5 wrong codes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mfa_token: Option<String>,
+    /// Kinds of code accepted: `["totp","recovery_code"]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub methods: Option<Vec<&'static str>>,
+}
+
+/// The `mfa_required` answer to a right password (`Cache-Control: no-store`).
+fn mfa_required_response(challenge: MfaChallenge) -> HttpResponse {
+    no_store_json(
+        StatusCode::UNAUTHORIZED,
+        &MfaRequiredBody {
+            error: AppError::MfaRequired.code(),
+            message: AppError::MfaRequired.public_message(),
+            mfa_token: Some(challenge.mfa_token.expose().to_owned()),
+            methods: Some(challenge.methods.to_vec()),
+        },
+    )
 }
 
 /// The token response (`Cache-Control: no-store`).

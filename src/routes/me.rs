@@ -1,7 +1,8 @@
 //! The caller's own account: who the token says you are, password change,
-//! account deletion.
+//! account deletion (both with a step-up code on TOTP accounts), and the
+//! database view of the account.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -9,10 +10,12 @@ use uuid::Uuid;
 use crate::auth::guard::AuthenticatedUser;
 use crate::domain::Password;
 use crate::error::{AppError, AppResult};
+use crate::http::client_ip::client_info;
 use crate::http::error::ErrorBody;
 use crate::http::json_body::JsonBody;
 use crate::routes::openapi::{BearerRejected, JsonBodyErrors, Unavailable};
 use crate::services::accounts;
+use crate::services::mfa::{self, Purpose};
 use crate::state::AppState;
 
 /// `GET /api/me` body, from the verified token alone.
@@ -58,6 +61,9 @@ pub struct PasswordChange {
     pub current_password: String,
     /// The new password (same rules as registration).
     pub new_password: String,
+    /// A TOTP or recovery code: required when the account has TOTP.
+    #[serde(default)]
+    pub code: Option<String>,
 }
 
 /// `POST /api/me/password`: check the current password, store the new
@@ -68,25 +74,31 @@ pub struct PasswordChange {
     responses(
         (status = 204, description = "Password changed; other sessions revoked"),
         JsonBodyErrors,
-        (status = 401, description = "invalid_credentials (wrong current password), or missing_token / invalid_token", body = ErrorBody),
+        (status = 401, description = "invalid_credentials (wrong current password), mfa_required \
+            (TOTP account, no code), invalid_otp (wrong code), or missing_token / invalid_token", body = ErrorBody),
         (status = 404, description = "Account deleted", body = ErrorBody),
         (status = 422, description = "Invalid new password", body = ErrorBody),
+        (status = 429, description = "rate_limited: 5 wrong codes for this account in 5 minutes (Retry-After)", body = ErrorBody),
         Unavailable,
     )
 )]
 pub async fn change_password(
     state: web::Data<AppState>,
+    req: HttpRequest,
     user: AuthenticatedUser,
     body: JsonBody<PasswordChange>,
 ) -> AppResult<HttpResponse> {
     let PasswordChange {
         current_password,
         new_password,
+        code,
     } = body.into_inner();
     let claims = user.claims();
     let account = accounts::confirm_password(&state, claims.sub, current_password).await?;
     let new_password =
         Password::parse(&new_password).map_err(|reason| AppError::field("new_password", reason))?;
+    let client = client_info(&req, state.settings.trust_forwarded_for);
+    mfa::step_up(&state, claims.sub, code, Purpose::PasswordChange, client).await?;
     accounts::change_password(&state, account, claims.sid, new_password).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -96,6 +108,9 @@ pub async fn change_password(
 pub struct AccountDeletion {
     /// The account's password, as confirmation.
     pub password: String,
+    /// A TOTP or recovery code: required when the account has TOTP.
+    #[serde(default)]
+    pub code: Option<String>,
 }
 
 /// `DELETE /api/me`: delete the account and, by cascade, its sessions.
@@ -105,18 +120,24 @@ pub struct AccountDeletion {
     responses(
         (status = 204, description = "Account and sessions deleted"),
         JsonBodyErrors,
-        (status = 401, description = "invalid_credentials (wrong password), or missing_token / invalid_token", body = ErrorBody),
+        (status = 401, description = "invalid_credentials (wrong password), mfa_required (TOTP \
+            account, no code), invalid_otp (wrong code), or missing_token / invalid_token", body = ErrorBody),
         (status = 404, description = "Account already deleted", body = ErrorBody),
+        (status = 429, description = "rate_limited: 5 wrong codes for this account in 5 minutes (Retry-After)", body = ErrorBody),
         Unavailable,
     )
 )]
 pub async fn delete_account(
     state: web::Data<AppState>,
+    req: HttpRequest,
     user: AuthenticatedUser,
     body: JsonBody<AccountDeletion>,
 ) -> AppResult<HttpResponse> {
     let user_id = user.claims().sub;
-    accounts::confirm_password(&state, user_id, body.into_inner().password).await?;
+    let AccountDeletion { password, code } = body.into_inner();
+    accounts::confirm_password(&state, user_id, password).await?;
+    let client = client_info(&req, state.settings.trust_forwarded_for);
+    mfa::step_up(&state, user_id, code, Purpose::AccountDeletion, client).await?;
     accounts::delete(&state, user_id).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod auth;
 pub mod me;
 pub mod meta;
+pub mod mfa;
 pub mod openapi;
 pub mod passkeys;
 pub mod sessions;
@@ -62,6 +63,9 @@ pub fn endpoints() -> Vec<Endpoint> {
         Endpoint::new(Method::POST, "/auth/token", RateLimited, |r| {
             r.to(auth::issue_token)
         }),
+        Endpoint::new(Method::POST, "/auth/mfa", RateLimited, |r| {
+            r.to(mfa::complete_mfa)
+        }),
         Endpoint::new(Method::POST, "/auth/refresh", Public, |r| {
             r.to(auth::refresh)
         }),
@@ -83,6 +87,18 @@ pub fn endpoints() -> Vec<Endpoint> {
             r.to(me::change_password)
         }),
         Endpoint::new(Method::GET, "/api/account", Private, |r| r.to(me::account)),
+        Endpoint::new(Method::POST, "/api/me/mfa/totp", Private, |r| {
+            r.to(mfa::enroll)
+        }),
+        Endpoint::new(Method::DELETE, "/api/me/mfa/totp", Private, |r| {
+            r.to(mfa::disable)
+        }),
+        Endpoint::new(Method::POST, "/api/me/mfa/totp/confirm", Private, |r| {
+            r.to(mfa::confirm)
+        }),
+        Endpoint::new(Method::POST, "/api/me/mfa/recovery-codes", Private, |r| {
+            r.to(mfa::regenerate_recovery_codes)
+        }),
         Endpoint::new(Method::GET, "/api/sessions", Private, |r| {
             r.to(sessions::list_sessions)
         }),

@@ -8,7 +8,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::http::error::ErrorBody;
-use crate::routes::{admin, auth, me, meta, passkeys, sessions};
+use crate::routes::{admin, auth, me, meta, mfa, passkeys, sessions};
 
 /// The document's root.
 #[derive(OpenApi)]
@@ -20,6 +20,7 @@ use crate::routes::{admin, auth, me, meta, passkeys, sessions};
     paths(
         auth::register,
         auth::issue_token,
+        mfa::complete_mfa,
         auth::refresh,
         auth::logout,
         meta::jwks,
@@ -31,6 +32,10 @@ use crate::routes::{admin, auth, me, meta, passkeys, sessions};
         me::delete_account,
         me::change_password,
         me::account,
+        mfa::enroll,
+        mfa::disable,
+        mfa::confirm,
+        mfa::regenerate_recovery_codes,
         sessions::list_sessions,
         sessions::revoke_all_sessions,
         sessions::revoke_session,
@@ -47,6 +52,7 @@ use crate::routes::{admin, auth, me, meta, passkeys, sessions};
     tags(
         (name = "auth", description = "Register, log in, refresh, log out"),
         (name = "api", description = "Private API (bearer access token)"),
+        (name = "mfa", description = "Second factor: TOTP and recovery codes (bearer access token)"),
         (name = "admin", description = "Admin-only API"),
         (name = "passkeys", description = "Passkeys (WebAuthn): register, list, remove, sign in"),
         (name = "meta", description = "Keys, health, metrics, this document"),

@@ -9,12 +9,14 @@ use diesel::Connection;
 use uuid::Uuid;
 
 use crate::blocking::run_db;
+use crate::db::mfa as mfa_db;
 use crate::db::models::{NewUser, User};
 use crate::db::{sessions, users};
 use crate::domain::{Password, Username};
 use crate::error::{on_unique_violation, AppError, AppResult};
 use crate::jobs::rehash::RehashJob;
-use crate::services::sessions::{self as session_service, ClientInfo, IssuedTokens};
+use crate::services::mfa::{self, MfaChallenge};
+use crate::services::sessions::{self as session_service, ClientInfo, IssuedTokens, SignInMethod};
 use crate::state::AppState;
 
 /// Creates an account; a taken name (also in a race) is 409.
@@ -39,6 +41,9 @@ pub async fn register(state: &AppState, username: Username, password: Password) 
 pub enum Authentication {
     /// The password was right and nothing more is needed.
     Complete(User),
+    /// The password was right; the account has TOTP, so a second step
+    /// (`POST /auth/mfa`) must follow before any session starts.
+    SecondFactorRequired(User),
 }
 
 /// What a login came to.
@@ -46,6 +51,8 @@ pub enum Authentication {
 pub enum LoginOutcome {
     /// A new session and its tokens.
     SignedIn(IssuedTokens),
+    /// No session yet: the `mfa_token` to finish with a one-time code.
+    SecondFactorRequired(MfaChallenge),
 }
 
 /// Logs in with a username and password: checks them, then starts a
@@ -69,8 +76,14 @@ pub async fn log_in(
     match authentication {
         Authentication::Complete(user) => {
             state.metrics.record_login(true);
-            let tokens = session_service::start(state, user, client).await?;
+            let tokens =
+                session_service::start(state, user, client, SignInMethod::Password).await?;
             Ok(LoginOutcome::SignedIn(tokens))
+        }
+        Authentication::SecondFactorRequired(user) => {
+            let challenge = mfa::begin_challenge(state, user.id).await?;
+            log::debug!("login needs a second factor: mfa_token issued");
+            Ok(LoginOutcome::SecondFactorRequired(challenge))
         }
     }
 }
@@ -84,14 +97,19 @@ pub async fn authenticate(
 ) -> AppResult<Authentication> {
     // Login checks no formats, but a name that cannot exist (NUL bytes,
     // 10 KiB) never reaches the database.
-    let user = match Username::parse(username) {
+    let (user, has_totp) = match Username::parse(username) {
         Ok(name) => {
             run_db(&state.pool, move |conn| {
-                users::find_by_username(conn, name.as_str())
+                let user = users::find_by_username(conn, name.as_str())?;
+                let has_totp = match &user {
+                    Some(user) => mfa_db::totp_enabled(conn, user.id)?,
+                    None => false,
+                };
+                Ok::<_, diesel::result::Error>((user, has_totp))
             })
             .await?
         }
-        Err(_) => None,
+        Err(_) => (None, false),
     };
     let stored = user.as_ref().map(|u| u.password_hash.clone());
     let candidate = password.clone();
@@ -107,7 +125,11 @@ pub async fn authenticate(
                     });
                 }
             }
-            Ok(Authentication::Complete(user))
+            if has_totp {
+                Ok(Authentication::SecondFactorRequired(user))
+            } else {
+                Ok(Authentication::Complete(user))
+            }
         }
         _ => Err(AppError::InvalidCredentials),
     }
@@ -201,19 +223,19 @@ pub struct AccountOverview {
 
 /// Reads the caller's account; `not_found` once it was deleted.
 pub async fn overview(state: &AppState, user_id: Uuid) -> AppResult<AccountOverview> {
-    let (user, passkeys) = run_db(&state.pool, move |conn| {
+    let (user, (totp, recovery_codes_left), passkeys) = run_db(&state.pool, move |conn| {
         let user = users::find(conn, user_id)?;
+        let mfa = mfa::status(conn, user_id)?;
         let passkeys = crate::db::passkeys::count_for_user(conn, user_id)?;
-        Ok::<_, diesel::result::Error>((user, passkeys))
+        Ok::<_, diesel::result::Error>((user, mfa, passkeys))
     })
     .await?;
-    let user = user.ok_or(AppError::NotFound)?;
     Ok(AccountOverview {
-        user,
+        user: user.ok_or(AppError::NotFound)?,
         email: None,
         email_verified: false,
-        totp: false,
-        recovery_codes_left: 0,
+        totp,
+        recovery_codes_left,
         passkeys,
     })
 }

@@ -26,7 +26,7 @@ use crate::domain::PasskeyName;
 use crate::error::{on_unique_violation, AppError, AppResult};
 use crate::services::accounts;
 use crate::services::events::{self, Event, EventType};
-use crate::services::sessions::{self as session_service, ClientInfo, IssuedTokens};
+use crate::services::sessions::{self as session_service, ClientInfo, IssuedTokens, SignInMethod};
 use crate::state::AppState;
 
 /// `webauthn_challenges.kind` of a registration.
@@ -269,7 +269,13 @@ pub async fn finish_sign_in(
         }
     };
     state.metrics.record_login(true);
-    session_service::start(state, user, client).await
+    session_service::start(state, user, client, SignInMethod::Passkey)
+        .await
+        .map_err(|err| match err {
+            // The account was deleted since the assertion was verified.
+            AppError::InvalidCredentials => AppError::InvalidOtp,
+            other => other,
+        })
 }
 
 /// Deletes the challenge and returns its ceremony state if it is of

@@ -11,6 +11,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use uuid::Uuid;
 
 use crate::auth::refresh_token::RefreshToken;
+pub use crate::auth::tokens::SignInMethod;
 use crate::auth::tokens::Subject;
 use crate::blocking::run_db;
 use crate::db::models::{NewRefreshToken, NewSession, RefreshTokenRow, Session, User};
@@ -35,15 +36,17 @@ pub struct IssuedTokens {
 }
 
 /// Starts a session (one per device) for an authenticated user and signs
-/// its first access token.
+/// its first access token. `method` is how the user signed in: it becomes
+/// the session's `amr`, and now its `auth_time`, which every refresh keeps.
 pub async fn start(
     state: &Arc<AppState>,
     user: User,
     client: ClientInfo,
+    method: SignInMethod,
 ) -> AppResult<IssuedTokens> {
     let policy = state.session_policy();
     let grant = run_db(&state.pool, move |conn| {
-        start_session(conn, user, &client, policy).map_err(|err| match err {
+        start_session(conn, user, &client, method, policy).map_err(|err| match err {
             // The account was deleted between the password check and here.
             DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) => {
                 AppError::InvalidCredentials
@@ -148,6 +151,8 @@ async fn issue(
                 username: &user.username,
                 roles: &user.roles,
                 session_id: session.id,
+                amr: &session.amr,
+                auth_time: session.auth_time.timestamp(),
             })
         })
         .await?
@@ -217,8 +222,10 @@ fn start_session(
     conn: &mut PgConnection,
     user: User,
     client: &ClientInfo,
+    method: SignInMethod,
     policy: SessionPolicy,
 ) -> QueryResult<Grant> {
+    let amr = method.amr();
     conn.transaction(|conn| {
         let now = Utc::now();
         let session = sessions::insert(
@@ -231,6 +238,8 @@ fn start_session(
                 created_at: now,
                 last_used_at: now,
                 expires_at: now + policy.ttl,
+                amr: &amr,
+                auth_time: now,
             },
         )?;
         let refresh_token = RefreshToken::generate();

@@ -98,6 +98,37 @@ pub async fn spawn_app_on(
     }
 }
 
+/// A second tessera on the same database as a [`TestApp`], as behind a
+/// load balancer: it shares nothing with the first but PostgreSQL.
+pub struct OtherInstance {
+    /// `http://127.0.0.1:<port>`.
+    pub address: String,
+    client: reqwest::Client,
+    server: actix_web::dev::ServerHandle,
+}
+
+impl OtherInstance {
+    /// POST a JSON body.
+    pub async fn post_json(&self, path: &str, body: &Value) -> Reply {
+        Reply::from(
+            self.client
+                .post(format!("{}{path}", self.address))
+                .json(body)
+                .send()
+                .await
+                .expect("request"),
+        )
+        .await
+    }
+}
+
+impl Drop for OtherInstance {
+    fn drop(&mut self) {
+        let handle = self.server.clone();
+        actix_web::rt::spawn(async move { handle.stop(false).await });
+    }
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         // Stop without waiting: the database is dropped WITH (FORCE) next.
@@ -186,6 +217,22 @@ impl TestApp {
         self.login("root_admin", "correct horse")
             .await
             .str("access_token")
+    }
+
+    /// Starts another instance with the same settings on the same database.
+    pub async fn another_instance(&self) -> OtherInstance {
+        let app = Application::build(self.settings.clone()).expect("build second app");
+        let port = app.port();
+        let server = app.handle();
+        actix_web::rt::spawn(app.run_until_stopped());
+        OtherInstance {
+            address: format!("http://127.0.0.1:{port}"),
+            client: reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .expect("client"),
+            server,
+        }
     }
 
     /// URL of a path.
@@ -300,6 +347,66 @@ impl TestApp {
                 .json(&json!({"password": password})),
         )
         .await
+    }
+
+    /// `GET /api/account`.
+    pub async fn account(&self, access_token: &str) -> Reply {
+        self.get("/api/account", Some(access_token)).await
+    }
+
+    /// `POST /api/me/mfa/totp`.
+    pub async fn enroll_totp(&self, access_token: &str, password: &str) -> Reply {
+        self.send(
+            self.client
+                .post(self.url("/api/me/mfa/totp"))
+                .bearer_auth(access_token)
+                .json(&json!({"password": password})),
+        )
+        .await
+    }
+
+    /// `POST /api/me/mfa/totp/confirm`.
+    pub async fn confirm_totp(&self, access_token: &str, code: &str) -> Reply {
+        self.send(
+            self.client
+                .post(self.url("/api/me/mfa/totp/confirm"))
+                .bearer_auth(access_token)
+                .json(&json!({"code": code})),
+        )
+        .await
+    }
+
+    /// `DELETE /api/me/mfa/totp`.
+    pub async fn disable_totp(&self, access_token: &str, password: &str, code: &str) -> Reply {
+        self.send(
+            self.client
+                .delete(self.url("/api/me/mfa/totp"))
+                .bearer_auth(access_token)
+                .json(&json!({"password": password, "code": code})),
+        )
+        .await
+    }
+
+    /// `POST /api/me/mfa/recovery-codes`.
+    pub async fn regenerate_recovery_codes(
+        &self,
+        access_token: &str,
+        password: &str,
+        code: &str,
+    ) -> Reply {
+        self.send(
+            self.client
+                .post(self.url("/api/me/mfa/recovery-codes"))
+                .bearer_auth(access_token)
+                .json(&json!({"password": password, "code": code})),
+        )
+        .await
+    }
+
+    /// `POST /auth/mfa`.
+    pub async fn complete_mfa(&self, mfa_token: &str, code: &str) -> Reply {
+        self.post_json("/auth/mfa", &json!({"mfa_token": mfa_token, "code": code}))
+            .await
     }
 
     /// `POST /api/me/passkeys/register/start`.

@@ -12,6 +12,7 @@ mod errors;
 mod guard;
 mod limits;
 mod meta;
+mod mfa;
 mod observability;
 mod openapi_contract;
 mod outage;

@@ -2,9 +2,10 @@
 //! software authenticator; every way an answer can be wrong is its own test.
 
 use futures_util::future::join_all;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::helpers::{spawn_app, spawn_second_instance, LoggedIn, Reply, TestApp};
+use crate::mfa::{claims_of, enrolled};
 use crate::soft_passkey::SoftPasskey;
 
 const PASSWORD: &str = "correct horse";
@@ -51,12 +52,6 @@ fn assert_invalid_otp(reply: &Reply) {
     assert_eq!(reply.status, 401, "{}", reply.text);
     assert_eq!(reply.error(), "invalid_otp", "{}", reply.text);
     assert!(reply.body["message"].is_string());
-}
-
-/// The `amr` claim of an access token (its payload is not checked here).
-fn claims(access_token: &str) -> Value {
-    let payload = access_token.split('.').nth(1).expect("JWT payload");
-    serde_json::from_slice(&crate::soft_passkey::unb64(payload)).expect("claims JSON")
 }
 
 /// Event types recorded for a user, oldest first.
@@ -133,7 +128,49 @@ async fn a_registered_passkey_signs_in_with_a_token_response() {
     assert_eq!(me.status, 200);
     assert_eq!(me.str("username"), "alice");
     assert_eq!(app.refresh(&reply.str("refresh_token")).await.status, 200);
-    assert_eq!(claims(&reply.str("access_token"))["sub"], user.user_id);
+    assert_eq!(claims_of(&reply.str("access_token"))["sub"], user.user_id);
+}
+
+#[actix_web::test]
+async fn a_passkey_session_carries_amr_hwk_user_mfa_and_refresh_keeps_it() {
+    let app = spawn_app().await;
+    let (_, mut passkey) = user_with_passkey(&app).await;
+    let before = chrono::Utc::now().timestamp();
+
+    let reply = sign_in(&app, &mut passkey).await;
+
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let claims = claims_of(&reply.str("access_token"));
+    assert_eq!(claims["amr"], json!(["hwk", "user", "mfa"]));
+    assert!(claims["auth_time"].as_i64().is_some_and(|t| t >= before));
+    let refreshed = app.refresh(&reply.str("refresh_token")).await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.text);
+    let after = claims_of(&refreshed.str("access_token"));
+    assert_eq!(after["amr"], claims["amr"]);
+    assert_eq!(after["auth_time"], claims["auth_time"]);
+}
+
+#[actix_web::test]
+async fn an_account_with_totp_signs_in_with_a_passkey_without_a_code() {
+    let app = spawn_app().await;
+    let totp_user = enrolled(&app, "alice").await;
+    let mut passkey = SoftPasskey::new();
+    register(&app, &totp_user.user, &mut passkey, None).await;
+    assert_eq!(app.login("alice", PASSWORD).await.error(), "mfa_required");
+
+    let reply = sign_in(&app, &mut passkey).await;
+
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.str("user_id"), totp_user.user.user_id);
+    assert_eq!(
+        claims_of(&reply.str("access_token"))["amr"],
+        json!(["hwk", "user", "mfa"])
+    );
+    let account = app
+        .get("/api/account", Some(&reply.str("access_token")))
+        .await;
+    assert_eq!(account.body["mfa"]["totp"], true);
+    assert_eq!(account.body["mfa"]["passkeys"], 1);
 }
 
 #[actix_web::test]
