@@ -31,6 +31,7 @@ CODES = {
     "invalid_token": 401,
     "invalid_credentials": 401,
     "invalid_grant": 401,
+    "invalid_otp": 401,
     "insufficient_scope": 403,
     "not_found": 404,
     "method_not_allowed": 405,
