@@ -211,14 +211,17 @@ pub async fn remove_passkey(
     state: web::Data<AppState>,
     req: HttpRequest,
     user: AuthenticatedUser,
-    path: web::Path<Uuid>,
+    path: web::Path<String>,
     body: JsonBody<PasskeyPassword>,
 ) -> AppResult<HttpResponse> {
+    // Parsed here, not by the extractor, so that a bad body is refused
+    // (400/413/415) the same whatever the id; a malformed id is 404.
+    let passkey_id = Uuid::parse_str(&path.into_inner()).map_err(|_| AppError::NotFound)?;
     let client = client_info(&req, state.settings.trust_forwarded_for);
     passkeys::remove(
         &state,
         user.claims().sub,
-        path.into_inner(),
+        passkey_id,
         body.into_inner().password,
         client,
     )
