@@ -31,12 +31,14 @@ CODES = {
     "invalid_token": 401,
     "invalid_credentials": 401,
     "invalid_grant": 401,
+    "mfa_required": 401,
     "invalid_otp": 401,
     "insufficient_scope": 403,
     "not_found": 404,
     "method_not_allowed": 405,
     "request_timeout": 408,
     "username_taken": 409,
+    "conflict": 409,
     "payload_too_large": 413,
     "unsupported_media_type": 415,
     "validation_failed": 422,
@@ -69,6 +71,9 @@ def _check_envelope(response):
         raise AssertionError(f"{status} error body is not JSON: {err}") from None
     assert isinstance(body, dict), f"{status} error body is not an object: {body!r}"
     allowed = {"error", "message", "fields"}
+    if body.get("error") == "mfa_required":
+        # The login of a TOTP account adds what the second step needs.
+        allowed |= {"mfa_token", "methods"}
     extra = set(body) - allowed
     assert not extra, f"{status} error envelope has unexpected keys {sorted(extra)}"
     code, message = body.get("error"), body.get("message")

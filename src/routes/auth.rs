@@ -147,13 +147,7 @@ pub async fn register(
         (status = 401, description = "invalid_credentials (wrong username or password), or \
             mfa_required: the password was right and the account has TOTP; the body adds \
             mfa_token and methods, for POST /auth/mfa (Cache-Control: no-store)",
-            body = MfaRequiredBody,
-            links(("second_step" = (
-                operation_id = "complete_mfa",
-                request_body = json!({"mfa_token": "$response.body#/mfa_token"}),
-                description = "Finish the login with a one-time code"
-            )))
-        ),
+            body = MfaRequiredBody),
         (status = 429, description = "Rate limited (Retry-After)", body = ErrorBody),
         Unavailable,
     )

@@ -194,6 +194,114 @@ async fn the_log_of_a_full_flow_never_contains_tokens_or_passwords() {
     }
 }
 
+#[actix_web::test]
+async fn the_log_of_a_second_factor_flow_never_contains_secrets_codes_or_mfa_tokens() {
+    use crate::mfa::totp_code;
+    use serde_json::json;
+    let db = TestDatabase::create();
+    let mut served = serve(&db, &[]);
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let call =
+        |method: reqwest::Method, path: &str, token: Option<&str>, body: serde_json::Value| {
+            let mut request = client
+                .request(method, format!("{}{path}", served.address))
+                .json(&body);
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            async move {
+                let response = request.send().await.unwrap();
+                response
+                    .json::<serde_json::Value>()
+                    .await
+                    .unwrap_or_default()
+            }
+        };
+    let post = reqwest::Method::POST;
+    let password = "S3cret-horse-battery";
+    let credentials = json!({"username": "alice", "password": password});
+    call(post.clone(), "/auth/register", None, credentials.clone()).await;
+    let login = call(post.clone(), "/auth/token", None, credentials.clone()).await;
+    let access = login["access_token"].as_str().unwrap().to_owned();
+    let enrollment = call(
+        post.clone(),
+        "/api/me/mfa/totp",
+        Some(&access),
+        json!({"password": password}),
+    )
+    .await;
+    let secret = enrollment["secret"].as_str().unwrap().to_owned();
+    let confirm_code = totp_code(&secret, 0);
+    let confirmed = call(
+        post.clone(),
+        "/api/me/mfa/totp/confirm",
+        Some(&access),
+        json!({"code": confirm_code}),
+    )
+    .await;
+    let recovery: Vec<String> = confirmed["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    let challenge = call(post.clone(), "/auth/token", None, credentials.clone()).await;
+    let mfa_token = challenge["mfa_token"].as_str().unwrap().to_owned();
+    let wrong_code = "000000";
+    call(
+        post.clone(),
+        "/auth/mfa",
+        None,
+        json!({"mfa_token": mfa_token, "code": wrong_code}),
+    )
+    .await;
+    let next_code = totp_code(&secret, 1);
+    let second = call(
+        post.clone(),
+        "/auth/mfa",
+        None,
+        json!({"mfa_token": mfa_token, "code": next_code}),
+    )
+    .await;
+    assert!(second["access_token"].is_string(), "{second}");
+    let regenerated = call(
+        post.clone(),
+        "/api/me/mfa/recovery-codes",
+        Some(&access),
+        json!({"password": password, "code": recovery[0]}),
+    )
+    .await;
+    assert!(regenerated["recovery_codes"].is_array(), "{regenerated}");
+
+    let status = terminate(&mut served);
+    std::thread::sleep(Duration::from_millis(200));
+    let log = served.log.lock().unwrap().clone();
+
+    assert!(status.success(), "SIGTERM must exit 0: {status:?}");
+    assert!(log.contains("POST /auth/mfa 200"), "{log}");
+    assert!(log.contains("MFA_ENCRYPTION_KEY is unset"), "{log}");
+    let mut secrets = vec![
+        password.to_owned(),
+        secret.clone(),
+        secret.to_ascii_lowercase(),
+        mfa_token,
+        second["access_token"].as_str().unwrap().to_owned(),
+        second["refresh_token"].as_str().unwrap().to_owned(),
+    ];
+    secrets.extend(recovery.iter().cloned());
+    secrets.extend(recovery.iter().map(|c| c.replace('-', "")));
+    for code in regenerated["recovery_codes"].as_array().unwrap() {
+        secrets.push(code.as_str().unwrap().to_owned());
+    }
+    for secret in secrets {
+        assert!(!log.contains(&secret), "log leaks {secret:?}");
+    }
+    assert!(
+        !log.contains(&format!("\"{wrong_code}\"")),
+        "log leaks the wrong code"
+    );
+}
+
 #[test]
 fn bad_configuration_exits_1_with_one_line_naming_the_variable() {
     for (var, value, expect) in [
