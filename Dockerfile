@@ -7,14 +7,16 @@
 # layer from Cargo.toml + Cargo.lock alone, so editing src/ does not rebuild them.
 FROM rust:1-bookworm AS build
 
-# libpq-dev: diesel's postgres backend links libpq. aws-lc-sys (jsonwebtoken's
+# libpq-dev: diesel's postgres backend links libpq. libssl-dev and
+# pkg-config: webauthn-rs (passkeys) verifies with OpenSSL (the rust image
+# has both already; named so the build does not depend on it). aws-lc-sys (jsonwebtoken's
 # aws_lc_rs backend) builds its C code with the compiler already in this image
 # (its cc builder, with pregenerated bindings): no cmake, clang or nasm needed.
 # Packages are unpinned on purpose (here and below): the Debian release fixes
 # their versions, and unpinned they still take security updates.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libpq-dev \
+    && apt-get install -y --no-install-recommends libpq-dev libssl-dev pkg-config \
     && rm -rf /var/lib/apt/lists/*
 
 # Always build AWS-LC from the bundled source instead of probing the system's
@@ -40,13 +42,13 @@ RUN touch src/main.rs src/lib.rs \
     && cargo build --release --locked \
     && cp target/release/tessera /usr/local/bin/tessera
 
-# Runtime stage: Debian slim with libpq and CA certificates, running as a
-# non-root user.
+# Runtime stage: Debian slim with libpq, OpenSSL (webauthn-rs) and CA
+# certificates, running as a non-root user.
 FROM debian:bookworm-slim
 
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libpq5 ca-certificates \
+    && apt-get install -y --no-install-recommends libpq5 libssl3 ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 
 # Non-root user, and /keys owned by it: a fresh named volume mounted at /keys

@@ -36,7 +36,8 @@ pub enum AppError {
     /// route: its `code` is missing).
     #[error("second factor required")]
     MfaRequired,
-    /// Wrong, reused or expired one-time code or MFA token.
+    /// Wrong, reused or expired one-time code, MFA token or passkey
+    /// assertion (README "Passkeys").
     #[error("invalid one-time code")]
     InvalidOtp,
     /// The state does not allow it (TOTP already enabled, no pending
@@ -133,7 +134,8 @@ impl AppError {
                 "This account has a second factor: a one-time code is required.".into()
             }
             Self::InvalidOtp => {
-                "The one-time code or MFA token is wrong, already used or expired.".into()
+                "The one-time code, MFA token or passkey answer is wrong, already used or expired."
+                    .into()
             }
             Self::Conflict(why) => format!("{why}."),
             Self::InsufficientScope(role) => {

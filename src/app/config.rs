@@ -61,6 +61,10 @@ pub struct Settings {
     pub cors_allowed_origins: Vec<String>,
     /// env_logger filter, validated.
     pub rust_log: String,
+    /// WebAuthn relying-party id: the domain passkeys are bound to.
+    pub webauthn_rp_id: String,
+    /// Origins whose WebAuthn responses are accepted (web and app origins).
+    pub webauthn_origins: Vec<url::Url>,
     /// The issuer authenticator apps show for TOTP entries.
     pub mfa_issuer: String,
     /// Key that seals TOTP secrets at rest; `None`: derived from the
@@ -126,6 +130,8 @@ impl Settings {
     /// Builds settings from any variable source; tests use this directly.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let var = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        let webauthn_rp_id = rp_id(&var, "WEBAUTHN_RP_ID")?;
+        let webauthn_origins = webauthn_origins(&var, "WEBAUTHN_ORIGINS", &webauthn_rp_id)?;
         Ok(Self {
             database_url: var("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
             db_pool_size: ranged(&var, "DB_POOL_SIZE", 10, 1, 1000)?,
@@ -163,6 +169,8 @@ impl Settings {
             rust_log: log_filter(&var, "RUST_LOG")?,
             webhook: webhook(&var)?,
             event_retention_days: ranged(&var, "EVENT_RETENTION_DAYS", 90, 1, 36_500)?,
+            webauthn_rp_id,
+            webauthn_origins,
             mfa_issuer: mfa_issuer(&var, "MFA_ISSUER")?,
             mfa_encryption_key: key_32(&var, "MFA_ENCRYPTION_KEY")?,
         })
@@ -256,6 +264,105 @@ fn origins(
         }
     }
     Ok(items)
+}
+
+/// Parses a WebAuthn relying-party id: a lower-case DNS name (no scheme,
+/// port or path), as browsers and platform authenticators require.
+fn rp_id(var: &impl Fn(&str) -> Option<String>, name: &'static str) -> Result<String, ConfigError> {
+    let raw = var(name).unwrap_or_else(|| "localhost".to_owned());
+    let id = raw.trim().to_ascii_lowercase();
+    let label_ok = |label: &str| {
+        !label.is_empty()
+            && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    let is_ip = id.parse::<std::net::IpAddr>().is_ok();
+    if id.len() > 253 || is_ip || !id.split('.').all(label_ok) {
+        return Err(ConfigError {
+            var: name,
+            reason: format!(
+                "{raw:?} is not a domain name like example.com (no scheme, port or path)"
+            ),
+        });
+    }
+    Ok(id)
+}
+
+/// Parses the WebAuthn origins: `https://host[:port]`, `http://localhost[:port]`
+/// (development) or `android:apk-key-hash:<base64url SHA-256>` (an Android
+/// app). Web origins must lie within the RP id, and at least one must be a
+/// web origin (webauthn-rs anchors its configuration on one).
+fn webauthn_origins(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    rp_id: &str,
+) -> Result<Vec<url::Url>, ConfigError> {
+    let mut items = list(var, name);
+    if items.is_empty() {
+        items.push("http://localhost:8080".to_owned());
+    }
+    let bad = |origin: &str, why: &str| ConfigError {
+        var: name,
+        reason: format!("{origin:?} {why}"),
+    };
+    let mut origins = Vec::with_capacity(items.len());
+    for origin in &items {
+        if let Some(hash) = origin.strip_prefix("android:apk-key-hash:") {
+            use base64::Engine as _;
+            let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(hash);
+            if !decoded.is_ok_and(|bytes| bytes.len() == 32) {
+                return Err(bad(
+                    origin,
+                    "is not android:apk-key-hash: followed by the base64url (unpadded) SHA-256 of the signing certificate",
+                ));
+            }
+        } else {
+            let url = url::Url::parse(origin).map_err(|_| {
+                bad(origin, "is not an origin like https://example.com, http://localhost:8080 or android:apk-key-hash:…")
+            })?;
+            let host = url.host_str().unwrap_or_default();
+            let shape_ok = url.path() == "/"
+                && url.query().is_none()
+                && url.fragment().is_none()
+                && url.username().is_empty()
+                && url.password().is_none()
+                && !origin.ends_with('/');
+            let scheme_ok = match url.scheme() {
+                "https" => true,
+                "http" => host == "localhost",
+                _ => false,
+            };
+            if !shape_ok || !scheme_ok {
+                return Err(bad(
+                    origin,
+                    "is not an origin like https://example.com or http://localhost:8080 (https, or http only on localhost; no path)",
+                ));
+            }
+            if host != rp_id && !host.ends_with(&format!(".{rp_id}")) {
+                return Err(bad(
+                    origin,
+                    &format!("is not within WEBAUTHN_RP_ID {rp_id:?} (its host must be that domain or a subdomain)"),
+                ));
+            }
+        }
+        let parsed = url::Url::parse(origin).map_err(|_| bad(origin, "is not a URL"))?;
+        origins.push(parsed);
+    }
+    if !origins
+        .iter()
+        .any(|o| o.scheme() == "https" || o.scheme() == "http")
+    {
+        return Err(ConfigError {
+            var: name,
+            reason: "needs at least one https:// (or http://localhost) origin besides app origins"
+                .into(),
+        });
+    }
+    Ok(origins)
 }
 
 /// Checks an env_logger filter (`info`, `tessera=debug,actix_web=warn`,
@@ -501,6 +608,14 @@ mod tests {
             ("RUST_LOG", "garbage=====!!"),
             ("RUST_LOG", "tessera=loud"),
             ("CORS_ALLOWED_ORIGINS", "https://a.example/path"),
+            ("WEBAUTHN_RP_ID", "https://example.com"),
+            ("WEBAUTHN_RP_ID", "example.com:443"),
+            ("WEBAUTHN_RP_ID", "127.0.0.1"),
+            ("WEBAUTHN_ORIGINS", "http://example.com"),
+            ("WEBAUTHN_ORIGINS", "https://other.example"),
+            ("WEBAUTHN_ORIGINS", "http://localhost:8080/path"),
+            ("WEBAUTHN_ORIGINS", "android:apk-key-hash:not-a-hash"),
+            ("WEBAUTHN_ORIGINS", "ftp://localhost"),
             ("MFA_ISSUER", "Acme:Corp"),
             ("MFA_ISSUER", &"x".repeat(65)),
         ] {
@@ -508,6 +623,29 @@ mod tests {
             assert_eq!(err.var, var);
             assert!(err.to_string().starts_with(var));
         }
+    }
+
+    #[test]
+    fn webauthn_defaults_and_app_origins() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.webauthn_rp_id, "localhost");
+        assert_eq!(s.webauthn_origins[0].as_str(), "http://localhost:8080/");
+        let hash = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+        let s = settings(&[
+            ("WEBAUTHN_RP_ID", "Example.com"),
+            (
+                "WEBAUTHN_ORIGINS",
+                &format!("https://example.com, https://login.example.com:8443, android:apk-key-hash:{hash}"),
+            ),
+        ])
+        .unwrap();
+        assert_eq!(s.webauthn_rp_id, "example.com");
+        assert_eq!(s.webauthn_origins.len(), 3);
+        let only_app = settings(&[
+            ("WEBAUTHN_RP_ID", "example.com"),
+            ("WEBAUTHN_ORIGINS", &format!("android:apk-key-hash:{hash}")),
+        ]);
+        assert_eq!(only_app.unwrap_err().var, "WEBAUTHN_ORIGINS");
     }
 
     #[test]

@@ -15,6 +15,7 @@ use actix_web::{web, App, HttpServer};
 use actix_web_prom::PrometheusMetricsBuilder;
 
 use crate::auth::keys::KeySet;
+use crate::auth::passkeys::PasskeyVerifier;
 use crate::auth::password::PasswordHasher;
 use crate::auth::revocation::RevokedSessions;
 use crate::auth::tokens::TokenService;
@@ -127,6 +128,8 @@ pub struct Application {
 impl Application {
     /// Loads keys, prepares the database, binds, and builds the server.
     pub fn build(settings: Settings) -> Result<Self, StartupError> {
+        let passkeys = PasskeyVerifier::new(&settings.webauthn_rp_id, &settings.webauthn_origins)
+            .map_err(StartupError)?;
         let keys = KeySet::load(
             settings.jwt_private_key_path.as_deref(),
             &settings.jwt_previous_public_key_paths,
@@ -224,6 +227,7 @@ impl Application {
             signing,
             rehash_jobs,
             revoked_sessions,
+            passkeys,
             mfa_secrets,
         });
         let tasks = BackgroundTasks::standard(rehash_receiver, senders, revocation_listener);

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::auth::passkeys::PasskeyVerifier;
 use crate::auth::password::PasswordHasher;
 use crate::auth::revocation::RevokedSessions;
 use crate::auth::tokens::TokenService;
@@ -37,6 +38,8 @@ pub struct AppState {
     /// Sessions revoked within the revocation window, which the guard
     /// refuses; shared with the revocation listener.
     pub revoked_sessions: Arc<RevokedSessions>,
+    /// The WebAuthn relying party (passkeys).
+    pub passkeys: PasskeyVerifier,
     /// Seals and opens TOTP secrets (`MFA_ENCRYPTION_KEY` or a key derived
     /// from the signing key).
     pub mfa_secrets: Arc<SecretBox>,

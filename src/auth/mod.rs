@@ -1,8 +1,10 @@
 //! Every cryptographic decision of tessera: keys, access tokens, the guard,
-//! password hashing, refresh-token sealing, TOTP and recovery codes.
+//! password hashing, refresh-token sealing, TOTP and recovery codes, and
+//! passkeys.
 
 pub mod guard;
 pub mod keys;
+pub mod passkeys;
 pub mod password;
 #[cfg(test)]
 mod properties;

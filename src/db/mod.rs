@@ -5,6 +5,7 @@ pub mod events;
 pub mod mfa;
 pub mod models;
 pub mod outbox;
+pub mod passkeys;
 pub mod refresh_tokens;
 pub mod revocations;
 pub mod schema;

@@ -1,7 +1,9 @@
 //! Input types that are valid by construction: parse, don't validate.
 
+pub mod passkey_name;
 pub mod password;
 pub mod username;
 
+pub use passkey_name::PasskeyName;
 pub use password::Password;
 pub use username::Username;

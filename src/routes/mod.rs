@@ -9,6 +9,7 @@ pub mod me;
 pub mod meta;
 pub mod mfa;
 pub mod openapi;
+pub mod passkeys;
 pub mod sessions;
 
 use actix_web::http::Method;
@@ -116,6 +117,33 @@ pub fn endpoints() -> Vec<Endpoint> {
         }),
         Endpoint::new(Method::GET, "/api/admin/events", Private, |r| {
             r.to(events::admin_events)
+        }),
+        Endpoint::new(
+            Method::POST,
+            "/api/me/passkeys/register/start",
+            Private,
+            |r| r.to(passkeys::start_registration),
+        ),
+        Endpoint::new(
+            Method::POST,
+            "/api/me/passkeys/register/finish",
+            Private,
+            |r| r.to(passkeys::finish_registration),
+        ),
+        Endpoint::new(Method::GET, "/api/me/passkeys", Private, |r| {
+            r.to(passkeys::list_passkeys)
+        }),
+        Endpoint::new(
+            Method::DELETE,
+            "/api/me/passkeys/{passkey_id}",
+            Private,
+            |r| r.to(passkeys::remove_passkey),
+        ),
+        Endpoint::new(Method::POST, "/auth/passkey/start", RateLimited, |r| {
+            r.to(passkeys::start_sign_in)
+        }),
+        Endpoint::new(Method::POST, "/auth/passkey/finish", Public, |r| {
+            r.to(passkeys::finish_sign_in)
         }),
     ]
 }

@@ -8,7 +8,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::http::error::ErrorBody;
-use crate::routes::{admin, auth, events, me, meta, mfa, sessions};
+use crate::routes::{admin, auth, events, me, meta, mfa, passkeys, sessions};
 
 /// The document's root.
 #[derive(OpenApi)]
@@ -42,6 +42,12 @@ use crate::routes::{admin, auth, events, me, meta, mfa, sessions};
         sessions::revoke_session,
         admin::list_users,
         events::admin_events,
+        passkeys::start_registration,
+        passkeys::finish_registration,
+        passkeys::list_passkeys,
+        passkeys::remove_passkey,
+        passkeys::start_sign_in,
+        passkeys::finish_sign_in,
     ),
     components(schemas(crate::http::error::ErrorBody)),
     modifiers(&BearerSecurity),
@@ -50,6 +56,7 @@ use crate::routes::{admin, auth, events, me, meta, mfa, sessions};
         (name = "api", description = "Private API (bearer access token)"),
         (name = "mfa", description = "Second factor: TOTP and recovery codes (bearer access token)"),
         (name = "admin", description = "Admin-only API"),
+        (name = "passkeys", description = "Passkeys (WebAuthn): register, list, remove, sign in"),
         (name = "meta", description = "Keys, health, metrics, this document"),
     )
 )]

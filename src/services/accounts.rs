@@ -304,10 +304,11 @@ pub struct AccountOverview {
 
 /// Reads the caller's account; `not_found` once it was deleted.
 pub async fn overview(state: &AppState, user_id: Uuid) -> AppResult<AccountOverview> {
-    let (user, (totp, recovery_codes_left)) = run_db(&state.pool, move |conn| {
+    let (user, (totp, recovery_codes_left), passkeys) = run_db(&state.pool, move |conn| {
         let user = users::find(conn, user_id)?;
         let mfa = mfa::status(conn, user_id)?;
-        Ok::<_, diesel::result::Error>((user, mfa))
+        let passkeys = crate::db::passkeys::count_for_user(conn, user_id)?;
+        Ok::<_, diesel::result::Error>((user, mfa, passkeys))
     })
     .await?;
     Ok(AccountOverview {
@@ -316,7 +317,7 @@ pub async fn overview(state: &AppState, user_id: Uuid) -> AppResult<AccountOverv
         email_verified: false,
         totp,
         recovery_codes_left,
-        passkeys: 0,
+        passkeys,
     })
 }
 

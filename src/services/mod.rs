@@ -6,5 +6,6 @@
 pub mod accounts;
 pub mod events;
 pub mod mfa;
+pub mod passkeys;
 pub mod sessions;
 pub mod throttle;

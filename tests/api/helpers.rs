@@ -74,6 +74,14 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     spawn_app_on(db, &url, overrides).await
 }
 
+/// Spawns a second instance of the app over `app`'s database (as a second
+/// server behind a load balancer would run). Declare it after `app`, so it
+/// stops before `app` drops the database.
+pub async fn spawn_second_instance(app: &TestApp) -> TestApp {
+    let url = app.db.url().to_owned();
+    spawn_app_on(app.db.shared(), &url, &[]).await
+}
+
 /// Spawns the app over `db`, reaching it at `database_url` (which may lead
 /// through a proxy; `db` itself is created and migrated directly).
 pub async fn spawn_app_on(
@@ -489,6 +497,63 @@ impl TestApp {
     pub async fn complete_mfa(&self, mfa_token: &str, code: &str) -> Reply {
         self.post_json("/auth/mfa", &json!({"mfa_token": mfa_token, "code": code}))
             .await
+    }
+
+    /// `POST /api/me/passkeys/register/start`.
+    pub async fn passkey_register_start(&self, access_token: &str, password: &str) -> Reply {
+        self.send(
+            self.client
+                .post(self.url("/api/me/passkeys/register/start"))
+                .bearer_auth(access_token)
+                .json(&json!({"password": password})),
+        )
+        .await
+    }
+
+    /// `POST /api/me/passkeys/register/finish` (`body` as the client sends it).
+    pub async fn passkey_register_finish(&self, access_token: &str, body: &Value) -> Reply {
+        self.send(
+            self.client
+                .post(self.url("/api/me/passkeys/register/finish"))
+                .bearer_auth(access_token)
+                .json(body),
+        )
+        .await
+    }
+
+    /// `GET /api/me/passkeys`.
+    pub async fn passkeys(&self, access_token: &str) -> Reply {
+        self.get("/api/me/passkeys", Some(access_token)).await
+    }
+
+    /// `DELETE /api/me/passkeys/{passkey_id}`.
+    pub async fn delete_passkey(
+        &self,
+        access_token: &str,
+        passkey_id: &str,
+        password: &str,
+    ) -> Reply {
+        self.send(
+            self.client
+                .delete(self.url(&format!("/api/me/passkeys/{passkey_id}")))
+                .bearer_auth(access_token)
+                .json(&json!({"password": password})),
+        )
+        .await
+    }
+
+    /// `POST /auth/passkey/start`.
+    pub async fn passkey_start(&self) -> Reply {
+        self.post_json("/auth/passkey/start", &json!({})).await
+    }
+
+    /// `POST /auth/passkey/finish`.
+    pub async fn passkey_finish(&self, challenge_id: &str, credential: &Value) -> Reply {
+        self.post_json(
+            "/auth/passkey/finish",
+            &json!({"challenge_id": challenge_id, "credential": credential}),
+        )
+        .await
     }
 
     /// Runs one SQL statement on the test database (to age rows, say).

@@ -2,6 +2,7 @@
 
 mod chaos_proxy;
 mod helpers;
+mod soft_passkey;
 mod test_db;
 
 mod account;
@@ -17,6 +18,7 @@ mod mfa;
 mod observability;
 mod openapi_contract;
 mod outage;
+mod passkeys;
 mod process;
 mod races;
 mod resource_limits;

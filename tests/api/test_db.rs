@@ -210,6 +210,11 @@ impl TestDatabase {
         }
     }
 
+    /// The same as [`TestDatabase::share`].
+    pub fn shared(&self) -> Self {
+        self.share()
+    }
+
     /// A second handle on a database another handle owns, by URL (a second
     /// app on the same database); dropping it leaves the database alone.
     pub fn borrowed(url: &str) -> Self {
