@@ -32,6 +32,9 @@ pub enum AppError {
     /// Refresh token unknown, expired, revoked or spent.
     #[error("invalid grant")]
     InvalidGrant,
+    /// A one-time code or mailed token that is wrong, used or expired.
+    #[error("invalid one-time code or token")]
+    InvalidOtp,
     /// The token lacks the role this route needs.
     #[error("insufficient scope: needs role {0}")]
     InsufficientScope(&'static str),
@@ -44,6 +47,9 @@ pub enum AppError {
     /// Registration with a username that exists.
     #[error("username taken")]
     UsernameTaken,
+    /// The state does not allow it (e.g. the email address is in use).
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
     /// Body over the size limit.
     #[error("payload too large")]
     PayloadTooLarge,
@@ -91,10 +97,12 @@ impl AppError {
             Self::InvalidToken(_) => "invalid_token",
             Self::InvalidCredentials => "invalid_credentials",
             Self::InvalidGrant => "invalid_grant",
+            Self::InvalidOtp => "invalid_otp",
             Self::InsufficientScope(_) => "insufficient_scope",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::UsernameTaken => "username_taken",
+            Self::Conflict(_) => "conflict",
             Self::PayloadTooLarge => "payload_too_large",
             Self::RequestTimeout => "request_timeout",
             Self::UnsupportedMediaType => "unsupported_media_type",
@@ -115,12 +123,14 @@ impl AppError {
             Self::InvalidGrant => {
                 "The refresh token is unknown, expired, revoked or already used.".into()
             }
+            Self::InvalidOtp => "The code or token is wrong, already used or expired.".into(),
             Self::InsufficientScope(role) => {
                 format!("This route needs the {role} role.")
             }
             Self::NotFound => "No such route or resource.".into(),
             Self::MethodNotAllowed => "This route does not accept that method.".into(),
             Self::UsernameTaken => "That username is already taken.".into(),
+            Self::Conflict(sentence) => (*sentence).into(),
             Self::PayloadTooLarge => "The request body is larger than 16 KiB.".into(),
             Self::RequestTimeout => "The request body did not arrive in time.".into(),
             Self::UnsupportedMediaType => "The request body must be application/json.".into(),

@@ -8,6 +8,10 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use lettre::message::Mailbox;
+
+use crate::jobs::mail::{self, SmtpEndpoint};
+
 /// A configuration problem, always naming the offending variable.
 #[derive(Debug, thiserror::Error)]
 #[error("{var}: {reason}")]
@@ -58,6 +62,13 @@ pub struct Settings {
     pub cors_allowed_origins: Vec<String>,
     /// env_logger filter, validated.
     pub rust_log: String,
+    /// Where mail is sent; `None` logs mails instead (README "Email").
+    pub smtp_url: Option<SmtpEndpoint>,
+    /// Sender of every mail.
+    pub mail_from: Mailbox,
+    /// Link base of reset mails (`?token=…` is appended); `None` mails the
+    /// token alone.
+    pub password_reset_url: Option<url::Url>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -130,6 +141,14 @@ impl Settings {
             trust_forwarded_for: boolean(&var, "TRUST_FORWARDED_FOR", false)?,
             cors_allowed_origins: origins(&var, "CORS_ALLOWED_ORIGINS")?,
             rust_log: log_filter(&var, "RUST_LOG")?,
+            smtp_url: optional(&var, "SMTP_URL", SmtpEndpoint::parse)?,
+            mail_from: optional(&var, "MAIL_FROM", mail::parse_from)?
+                .map_or_else(|| mail::parse_from(mail::DEFAULT_FROM), Ok)
+                .map_err(|reason| ConfigError {
+                    var: "MAIL_FROM",
+                    reason,
+                })?,
+            password_reset_url: optional(&var, "PASSWORD_RESET_URL", mail::parse_reset_url)?,
         })
     }
 }
@@ -256,6 +275,17 @@ fn log_filter(
     Ok(raw)
 }
 
+/// Parses an optional variable with `parse`; unset is `None`.
+fn optional<T>(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<Option<T>, ConfigError> {
+    var(name)
+        .map(|raw| parse(&raw).map_err(|reason| ConfigError { var: name, reason }))
+        .transpose()
+}
+
 /// Splits a comma-separated variable, dropping empty items.
 fn list(var: &impl Fn(&str) -> Option<String>, name: &str) -> Vec<String> {
     var(name)
@@ -299,6 +329,9 @@ mod tests {
         assert!(!s.trust_forwarded_for);
         assert!(s.cors_allowed_origins.is_empty());
         assert!(s.jwt_private_key_path.is_none());
+        assert!(s.smtp_url.is_none());
+        assert_eq!(s.mail_from.to_string(), "tessera <no-reply@localhost>");
+        assert!(s.password_reset_url.is_none());
     }
 
     #[test]
@@ -317,6 +350,11 @@ mod tests {
             ("RUST_LOG", "garbage=====!!"),
             ("RUST_LOG", "tessera=loud"),
             ("CORS_ALLOWED_ORIGINS", "https://a.example/path"),
+            ("SMTP_URL", "http://mail.example.com"),
+            ("SMTP_URL", "smtp://"),
+            ("MAIL_FROM", "nobody"),
+            ("PASSWORD_RESET_URL", "not a url"),
+            ("PASSWORD_RESET_URL", "ftp://files.example.com/reset"),
         ] {
             let err = settings(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var);

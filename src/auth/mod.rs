@@ -1,8 +1,9 @@
 //! Every cryptographic decision of tessera: keys, access tokens, the guard,
-//! password hashing and refresh-token sealing.
+//! password hashing, refresh-token sealing and mailed one-time tokens.
 
 pub mod guard;
 pub mod keys;
+pub mod one_time_token;
 pub mod password;
 #[cfg(test)]
 mod properties;

@@ -60,10 +60,26 @@ diesel::table! {
         roles -> Array<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        email -> Nullable<Text>,
+        email_verified -> Bool,
+    }
+}
+
+diesel::table! {
+    one_time_tokens (token_hash) {
+        token_hash -> Bytea,
+        kind -> Text,
+        user_id -> Uuid,
+        email -> Text,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
     }
 }
 
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(one_time_tokens -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(auth_events, refresh_tokens, sessions, users, outbox,);
+diesel::allow_tables_to_appear_in_same_query!(one_time_tokens, users);

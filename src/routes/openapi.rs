@@ -8,7 +8,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::http::error::ErrorBody;
-use crate::routes::{admin, auth, me, meta, sessions};
+use crate::routes::{admin, auth, email, me, meta, sessions};
 
 /// The document's root.
 #[derive(OpenApi)]
@@ -22,6 +22,9 @@ use crate::routes::{admin, auth, me, meta, sessions};
         auth::issue_token,
         auth::refresh,
         auth::logout,
+        email::verify_email,
+        email::forgot_password,
+        email::reset_password,
         meta::jwks,
         meta::healthz,
         meta::readyz,
@@ -31,6 +34,7 @@ use crate::routes::{admin, auth, me, meta, sessions};
         me::delete_account,
         me::change_password,
         me::account,
+        email::set_email,
         sessions::list_sessions,
         sessions::revoke_all_sessions,
         sessions::revoke_session,
@@ -39,7 +43,7 @@ use crate::routes::{admin, auth, me, meta, sessions};
     components(schemas(crate::http::error::ErrorBody)),
     modifiers(&BearerSecurity),
     tags(
-        (name = "auth", description = "Register, log in, refresh, log out"),
+        (name = "auth", description = "Register, log in, refresh, log out, verify an email address, reset a password"),
         (name = "api", description = "Private API (bearer access token)"),
         (name = "admin", description = "Admin-only API"),
         (name = "meta", description = "Keys, health, metrics, this document"),

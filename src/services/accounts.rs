@@ -201,13 +201,20 @@ pub struct AccountOverview {
 
 /// Reads the caller's account; `not_found` once it was deleted.
 pub async fn overview(state: &AppState, user_id: Uuid) -> AppResult<AccountOverview> {
-    let user = run_db(&state.pool, move |conn| users::find(conn, user_id))
-        .await?
-        .ok_or(AppError::NotFound)?;
+    let (user, address) = run_db(&state.pool, move |conn| {
+        let user = users::find(conn, user_id)?;
+        let address = crate::db::email::address(conn, user_id)?;
+        Ok::<_, diesel::result::Error>((user, address))
+    })
+    .await?;
+    let user = user.ok_or(AppError::NotFound)?;
+    let (email, email_verified) = address.map_or((None, false), |address| {
+        (address.email, address.email_verified)
+    });
     Ok(AccountOverview {
         user,
-        email: None,
-        email_verified: false,
+        email,
+        email_verified,
         totp: false,
         recovery_codes_left: 0,
         passkeys: 0,

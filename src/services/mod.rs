@@ -4,5 +4,6 @@
 //! handlers and the CLI parse input, call a service and present its result.
 
 pub mod accounts;
+pub mod email;
 pub mod events;
 pub mod sessions;

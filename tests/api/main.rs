@@ -2,11 +2,13 @@
 
 mod chaos_proxy;
 mod helpers;
+mod smtp_sink;
 mod test_db;
 
 mod account;
 mod admin;
 mod auth_flow;
+mod email;
 mod errors;
 mod guard;
 mod limits;
