@@ -162,7 +162,13 @@ fn user(action: UserAction) -> CliResult {
     Ok(())
 }
 
+/// A connection for the CLI; with `WEBHOOK_URL` set, the events it records
+/// (role changes) queue webhooks like the server's.
 fn connect(settings: &Settings) -> Result<PgConnection, String> {
-    PgConnection::establish(&settings.database_url)
-        .map_err(|err| db::connection_error(&settings.database_url, &err).to_string())
+    let mut conn = PgConnection::establish(&settings.database_url)
+        .map_err(|err| db::connection_error(&settings.database_url, &err).to_string())?;
+    if settings.webhook.is_some() {
+        db::enable_webhooks(&mut conn).map_err(|err| format!("database: {err}"))?;
+    }
+    Ok(conn)
 }

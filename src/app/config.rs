@@ -69,6 +69,27 @@ pub struct Settings {
     /// Link base of reset mails (`?token=…` is appended); `None` mails the
     /// token alone.
     pub password_reset_url: Option<url::Url>,
+    /// Where security events are POSTed, and the signing secret; `None`
+    /// when `WEBHOOK_URL` is unset.
+    pub webhook: Option<WebhookSettings>,
+    /// Days an event is kept before the retention task deletes it.
+    pub event_retention_days: u32,
+}
+
+/// The webhook receiver (README "Events and webhooks").
+#[derive(Clone)]
+pub struct WebhookSettings {
+    /// `http://` or `https://` URL every event is POSTed to.
+    pub url: url::Url,
+    /// The decoded `whsec_` secret: the HMAC-SHA256 key of the signatures.
+    pub secret: Vec<u8>,
+}
+
+impl std::fmt::Debug for WebhookSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may carry credentials; the secret never shows.
+        f.debug_struct("WebhookSettings").finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for Settings {
@@ -149,6 +170,8 @@ impl Settings {
                     reason,
                 })?,
             password_reset_url: optional(&var, "PASSWORD_RESET_URL", mail::parse_reset_url)?,
+            webhook: webhook(&var)?,
+            event_retention_days: ranged(&var, "EVENT_RETENTION_DAYS", 90, 1, 36_500)?,
         })
     }
 }
@@ -286,6 +309,45 @@ fn optional<T>(
         .transpose()
 }
 
+/// Reads `WEBHOOK_URL` and `WEBHOOK_SECRET`: a URL needs a secret,
+/// `whsec_` followed by 24 to 64 bytes in standard base64 (the Standard
+/// Webhooks format).
+fn webhook(var: &impl Fn(&str) -> Option<String>) -> Result<Option<WebhookSettings>, ConfigError> {
+    use base64::Engine;
+    let secret = match var("WEBHOOK_SECRET") {
+        None => None,
+        Some(raw) => {
+            let invalid = || ConfigError {
+                var: "WEBHOOK_SECRET",
+                reason: "must be whsec_ followed by 24 to 64 bytes in base64".into(),
+            };
+            let encoded = raw.trim().strip_prefix("whsec_").ok_or_else(invalid)?;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .map_err(|_| invalid())?;
+            if !(24..=64).contains(&bytes.len()) {
+                return Err(invalid());
+            }
+            Some(bytes)
+        }
+    };
+    let Some(raw) = var("WEBHOOK_URL") else {
+        return Ok(None);
+    };
+    let url = url::Url::parse(raw.trim())
+        .ok()
+        .filter(|url| matches!(url.scheme(), "http" | "https") && url.host_str().is_some())
+        .ok_or_else(|| ConfigError {
+            var: "WEBHOOK_URL",
+            reason: "is not an http:// or https:// URL".into(),
+        })?;
+    let secret = secret.ok_or_else(|| ConfigError {
+        var: "WEBHOOK_SECRET",
+        reason: "is required when WEBHOOK_URL is set (whsec_ followed by base64)".into(),
+    })?;
+    Ok(Some(WebhookSettings { url, secret }))
+}
+
 /// Splits a comma-separated variable, dropping empty items.
 fn list(var: &impl Fn(&str) -> Option<String>, name: &str) -> Vec<String> {
     var(name)
@@ -332,6 +394,47 @@ mod tests {
         assert!(s.smtp_url.is_none());
         assert_eq!(s.mail_from.to_string(), "tessera <no-reply@localhost>");
         assert!(s.password_reset_url.is_none());
+        assert!(s.webhook.is_none());
+        assert_eq!(s.event_retention_days, 90);
+    }
+
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+    #[test]
+    fn a_webhook_url_without_a_secret_names_webhook_secret() {
+        let err = settings(&[("WEBHOOK_URL", "https://hooks.example/tessera")]).unwrap_err();
+        assert_eq!(err.var, "WEBHOOK_SECRET");
+        assert!(!err.to_string().contains('\n'));
+    }
+
+    #[test]
+    fn webhook_settings_are_validated() {
+        let s = settings(&[
+            ("WEBHOOK_URL", "https://hooks.example/tessera"),
+            ("WEBHOOK_SECRET", SECRET),
+        ])
+        .unwrap();
+        let webhook = s.webhook.unwrap();
+        assert_eq!(webhook.url.as_str(), "https://hooks.example/tessera");
+        assert_eq!(webhook.secret.len(), 24);
+        for (var, url, secret) in [
+            ("WEBHOOK_URL", "ftp://x.example", SECRET),
+            ("WEBHOOK_URL", "not a url", SECRET),
+            (
+                "WEBHOOK_SECRET",
+                "https://x.example",
+                "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            ),
+            ("WEBHOOK_SECRET", "https://x.example", "whsec_!!!"),
+            ("WEBHOOK_SECRET", "https://x.example", "whsec_c2hvcnQ="),
+        ] {
+            let err = settings(&[("WEBHOOK_URL", url), ("WEBHOOK_SECRET", secret)]).unwrap_err();
+            assert_eq!(err.var, var, "{url} {secret}");
+        }
+        assert_eq!(
+            settings(&[("EVENT_RETENTION_DAYS", "0")]).unwrap_err().var,
+            "EVENT_RETENTION_DAYS"
+        );
     }
 
     #[test]

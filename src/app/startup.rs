@@ -24,7 +24,7 @@ use crate::http::access_log::access_log;
 use crate::http::envelope::ensure_json_errors;
 use crate::http::error::{json_error_handler, path_error_handler, query_error_handler};
 use crate::http::request_id::request_id_middleware;
-use crate::jobs::{mail, outbox, rehash, BackgroundTasks, RunningTasks};
+use crate::jobs::{mail, outbox, rehash, webhook, BackgroundTasks, RunningTasks};
 use crate::limiter;
 use crate::metrics::Metrics;
 use crate::routes;
@@ -119,6 +119,7 @@ impl Application {
             &settings.database_url,
             settings.db_pool_size,
             settings.db_timeout,
+            settings.webhook.is_some(),
         )
         .map_err(|err| StartupError(err.to_string()))?;
         let applied = pool
@@ -162,9 +163,14 @@ impl Application {
             .map_err(|err| StartupError(format!("metrics: {err}")))?;
         let tokens = TokenService::new(Arc::new(keys), &settings);
         let (rehash_jobs, rehash_receiver) = rehash::queue();
-        // Mail always has a sender: without SMTP_URL it logs and drops.
         let mut senders = outbox::Senders::default();
+        // Mail always has a sender: without SMTP_URL it logs and drops.
         senders.add(Arc::new(mail::MailSender::new(&settings)));
+        if let Some(webhook) = &settings.webhook {
+            let sender = webhook::WebhookSender::new(webhook)
+                .map_err(|err| StartupError(format!("WEBHOOK_URL: {err}")))?;
+            senders.add(Arc::new(sender));
+        }
         let state = web::Data::new(AppState {
             auth_rate_limit: limiter::for_auth(settings.auth_rate_limit_per_minute),
             settings,

@@ -2,6 +2,7 @@
 //! query functions over `&mut PgConnection`. Knows nothing of HTTP.
 
 pub mod email;
+pub mod events;
 pub mod models;
 pub mod outbox;
 pub mod refresh_tokens;
@@ -30,15 +31,49 @@ pub type DbConn = PooledConnection<ConnectionManager<PgConnection>>;
 #[error("{0}")]
 pub struct DbSetupError(String);
 
+/// The session setting that tells [`crate::services::events::record`] to
+/// queue a webhook for each event (set on every connection of an instance
+/// with `WEBHOOK_URL`, so callers of `record` need not know).
+pub const WEBHOOKS_SETTING: &str = "tessera.webhooks";
+
+/// Marks a connection as one whose recorded events also queue webhooks.
+pub fn enable_webhooks(conn: &mut PgConnection) -> QueryResult<()> {
+    diesel::sql_query(format!("SET {WEBHOOKS_SETTING} = 'on'"))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Per-connection setup run when the pool opens a connection.
+#[derive(Debug, Clone, Copy)]
+struct ConnectionSetup {
+    webhooks: bool,
+}
+
+impl diesel::r2d2::CustomizeConnection<PgConnection, diesel::r2d2::Error> for ConnectionSetup {
+    fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
+        if self.webhooks {
+            enable_webhooks(conn).map_err(diesel::r2d2::Error::QueryError)?;
+        }
+        Ok(())
+    }
+}
+
 /// Builds the pool; fails when the database cannot be reached in `timeout`.
+/// With `webhooks`, every connection queues a webhook per recorded event.
 ///
 /// `timeout` bounds the wait for a connection (and, in `run_db`, a whole
 /// database step). Every checkout is tested with a query, so a connection
 /// that died during an outage is replaced, and the pool recovers by itself
 /// once the database is back. The connections themselves get libpq network
 /// timeouts (see [`with_network_timeouts`]).
-pub fn build_pool(url: &str, size: u32, timeout: Duration) -> Result<DbPool, DbSetupError> {
+pub fn build_pool(
+    url: &str,
+    size: u32,
+    timeout: Duration,
+    webhooks: bool,
+) -> Result<DbPool, DbSetupError> {
     Pool::builder()
+        .connection_customizer(Box::new(ConnectionSetup { webhooks }))
         .max_size(size)
         .min_idle(Some(1.min(size)))
         .connection_timeout(timeout)

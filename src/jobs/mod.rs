@@ -1,14 +1,16 @@
 //! Background work that starts and stops with the server.
 //!
 //! [`BackgroundTasks`] holds the long-running tasks an instance runs beside
-//! the HTTP server (the [`rehash`] worker, the [`outbox`] sender; the revocation
-//! listener plugs in the same way). Each task gets a [`Shutdown`]
+//! the HTTP server (the [`rehash`] worker, the [`outbox`] sender, event
+//! [`retention`]; the revocation listener plugs in the same way). Each task gets a [`Shutdown`]
 //! signal; `Application` fires it after the server has drained on SIGTERM
 //! and waits for the tasks to finish their current work.
 
 pub mod mail;
 pub mod outbox;
 pub mod rehash;
+pub mod retention;
+pub mod webhook;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -55,6 +57,9 @@ impl BackgroundTasks {
         let mut tasks = Self::default();
         tasks.add("rehash", move |state, shutdown| {
             Box::pin(rehash::run(state, rehash_jobs, shutdown))
+        });
+        tasks.add("retention", |state, shutdown| {
+            Box::pin(retention::run(state, shutdown))
         });
         if !senders.is_empty() {
             tasks.add("outbox", move |state, shutdown| {

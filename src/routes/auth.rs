@@ -179,10 +179,12 @@ pub async fn issue_token(
 )]
 pub async fn refresh(
     state: web::Data<AppState>,
+    req: HttpRequest,
     body: JsonBody<RefreshRequest>,
 ) -> AppResult<HttpResponse> {
     let presented = RefreshToken::presented(&body.refresh_token);
-    let tokens = sessions::refresh(&state.into_inner(), presented).await?;
+    let client = client_info(&req, state.settings.trust_forwarded_for);
+    let tokens = sessions::refresh(&state.into_inner(), presented, client).await?;
     Ok(token_response(tokens))
 }
 
@@ -198,10 +200,12 @@ pub async fn refresh(
 )]
 pub async fn logout(
     state: web::Data<AppState>,
+    req: HttpRequest,
     body: JsonBody<RefreshRequest>,
 ) -> AppResult<HttpResponse> {
     let presented = RefreshToken::presented(&body.refresh_token);
-    sessions::logout(&state, presented).await?;
+    let client = client_info(&req, state.settings.trust_forwarded_for);
+    sessions::logout(&state, presented, client).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

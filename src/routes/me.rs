@@ -1,7 +1,7 @@
 //! The caller's own account: who the token says you are, password change,
 //! account deletion.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -9,6 +9,7 @@ use uuid::Uuid;
 use crate::auth::guard::AuthenticatedUser;
 use crate::domain::Password;
 use crate::error::{AppError, AppResult};
+use crate::http::client_ip::client_info;
 use crate::http::error::ErrorBody;
 use crate::http::json_body::JsonBody;
 use crate::routes::openapi::{BearerRejected, JsonBodyErrors, Unavailable};
@@ -76,6 +77,7 @@ pub struct PasswordChange {
 )]
 pub async fn change_password(
     state: web::Data<AppState>,
+    req: HttpRequest,
     user: AuthenticatedUser,
     body: JsonBody<PasswordChange>,
 ) -> AppResult<HttpResponse> {
@@ -87,7 +89,8 @@ pub async fn change_password(
     let account = accounts::confirm_password(&state, claims.sub, current_password).await?;
     let new_password =
         Password::parse(&new_password).map_err(|reason| AppError::field("new_password", reason))?;
-    accounts::change_password(&state, account, claims.sid, new_password).await?;
+    let client = client_info(&req, state.settings.trust_forwarded_for);
+    accounts::change_password(&state, account, claims.sid, new_password, client).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -112,12 +115,14 @@ pub struct AccountDeletion {
 )]
 pub async fn delete_account(
     state: web::Data<AppState>,
+    req: HttpRequest,
     user: AuthenticatedUser,
     body: JsonBody<AccountDeletion>,
 ) -> AppResult<HttpResponse> {
     let user_id = user.claims().sub;
     accounts::confirm_password(&state, user_id, body.into_inner().password).await?;
-    accounts::delete(&state, user_id).await?;
+    let client = client_info(&req, state.settings.trust_forwarded_for);
+    accounts::delete(&state, user_id, user.claims().sid, client).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod auth;
 pub mod email;
+pub mod events;
 pub mod me;
 pub mod meta;
 pub mod openapi;
@@ -94,6 +95,9 @@ pub fn endpoints() -> Vec<Endpoint> {
         Endpoint::new(Method::GET, "/api/account", Private, |r| r.to(me::account)),
         Endpoint::new(Method::PUT, "/api/me/email", Private, |r| {
             r.to(email::set_email)
+}),
+        Endpoint::new(Method::GET, "/api/me/events", Private, |r| {
+            r.to(events::my_events)
         }),
         Endpoint::new(Method::GET, "/api/sessions", Private, |r| {
             r.to(sessions::list_sessions)
@@ -106,6 +110,9 @@ pub fn endpoints() -> Vec<Endpoint> {
         }),
         Endpoint::new(Method::GET, "/api/admin/users", Private, |r| {
             r.to(admin::list_users)
+        }),
+        Endpoint::new(Method::GET, "/api/admin/events", Private, |r| {
+            r.to(events::admin_events)
         }),
     ]
 }

@@ -8,7 +8,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::http::error::ErrorBody;
-use crate::routes::{admin, auth, email, me, meta, sessions};
+use crate::routes::{admin, auth, email, events, me, meta, sessions};
 
 /// The document's root.
 #[derive(OpenApi)]
@@ -35,10 +35,12 @@ use crate::routes::{admin, auth, email, me, meta, sessions};
         me::change_password,
         me::account,
         email::set_email,
+        events::my_events,
         sessions::list_sessions,
         sessions::revoke_all_sessions,
         sessions::revoke_session,
         admin::list_users,
+        events::admin_events,
     ),
     components(schemas(crate::http::error::ErrorBody)),
     modifiers(&BearerSecurity),

@@ -1,12 +1,13 @@
 //! The caller's device sessions: list them, revoke one, log out everywhere.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
 use crate::auth::guard::AuthenticatedUser;
 use crate::error::{AppError, AppResult};
+use crate::http::client_ip::client_info;
 use crate::http::error::ErrorBody;
 use crate::routes::openapi::{BearerRejected, Unavailable};
 use crate::services::sessions;
@@ -89,12 +90,14 @@ pub async fn list_sessions(
 )]
 pub async fn revoke_session(
     state: web::Data<AppState>,
+    req: HttpRequest,
     user: AuthenticatedUser,
     path: web::Path<String>,
 ) -> AppResult<HttpResponse> {
     let session_id = Uuid::parse_str(&path.into_inner()).map_err(|_| AppError::NotFound)?;
     let user_id = user.claims().sub;
-    sessions::revoke(&state, user_id, session_id).await?;
+    let client = client_info(&req, state.settings.trust_forwarded_for);
+    sessions::revoke(&state, user_id, session_id, client).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -109,9 +112,11 @@ pub async fn revoke_session(
 )]
 pub async fn revoke_all_sessions(
     state: web::Data<AppState>,
+    req: HttpRequest,
     user: AuthenticatedUser,
 ) -> AppResult<HttpResponse> {
     let user_id = user.claims().sub;
-    sessions::revoke_all(&state, user_id).await?;
+    let client = client_info(&req, state.settings.trust_forwarded_for);
+    sessions::revoke_all(&state, user_id, client).await?;
     Ok(HttpResponse::NoContent().finish())
 }

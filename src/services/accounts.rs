@@ -14,6 +14,7 @@ use crate::db::{sessions, users};
 use crate::domain::{Password, Username};
 use crate::error::{on_unique_violation, AppError, AppResult};
 use crate::jobs::rehash::RehashJob;
+use crate::services::events::{self, Event, EventType};
 use crate::services::sessions::{self as session_service, ClientInfo, IssuedTokens};
 use crate::state::AppState;
 
@@ -62,6 +63,7 @@ pub async fn log_in(
             if matches!(err, AppError::InvalidCredentials) {
                 state.metrics.record_login(false);
                 log::debug!("login failed: wrong username or password");
+                record_login_failure(state, username, client).await;
             }
             return Err(err);
         }
@@ -72,6 +74,30 @@ pub async fn log_in(
             let tokens = session_service::start(state, user, client).await?;
             Ok(LoginOutcome::SignedIn(tokens))
         }
+    }
+}
+
+/// Records `login_failed` in its own short transaction, with the account's
+/// id when the name exists (the attempted name itself is not stored: people
+/// type passwords into the username field). A failure to record is logged;
+/// the login is refused either way.
+async fn record_login_failure(state: &AppState, username: &str, client: ClientInfo) {
+    let name = Username::parse(username).ok();
+    let recorded = run_db(&state.pool, move |conn| {
+        conn.transaction(|conn| {
+            let user_id = match &name {
+                Some(name) => users::find_by_username(conn, name.as_str())?.map(|user| user.id),
+                None => None,
+            };
+            events::record(
+                conn,
+                &Event::new(EventType::LoginFailed, user_id).from_client(&client),
+            )
+        })
+    })
+    .await;
+    if let Err(err) = recorded {
+        log::warn!("recording a failed login failed: {err}");
     }
 }
 
@@ -134,7 +160,8 @@ pub async fn confirm_password(
     }
 }
 
-/// Stores a new password and revokes every session but `keep`, in one
+/// Stores a new password, revokes every session but `keep` and records
+/// `password_changed` (detail `{"sessions_revoked": n}`), in one
 /// transaction. `confirmed` is the account as [`confirm_password`] read it:
 /// if its password changed since (a concurrent change won), this one is
 /// refused as a wrong current password, exactly as it would be had it come
@@ -144,6 +171,7 @@ pub async fn change_password(
     confirmed: User,
     keep: Uuid,
     new_password: Password,
+    client: ClientInfo,
 ) -> AppResult<()> {
     let hash = state.passwords.hash(new_password).await?;
     let user_id = confirmed.id;
@@ -155,16 +183,44 @@ pub async fn change_password(
                     None => AppError::NotFound,
                 });
             }
-            sessions::revoke_all_for_user(conn, user_id, Some(keep), Utc::now())?;
+            let revoked = sessions::revoke_all_for_user(conn, user_id, Some(keep), Utc::now())?;
+            events::record(
+                conn,
+                &Event::new(EventType::PasswordChanged, Some(user_id))
+                    .session(keep)
+                    .from_client(&client)
+                    .detail(serde_json::json!({"sessions_revoked": revoked})),
+            )?;
             Ok(())
         })
     })
     .await
 }
 
-/// Deletes an account; its sessions and refresh tokens go by cascade.
-pub async fn delete(state: &AppState, user_id: Uuid) -> AppResult<()> {
-    let deleted = run_db(&state.pool, move |conn| users::delete(conn, user_id)).await?;
+/// Deletes an account (its sessions and refresh tokens go by cascade) and
+/// records `account_deleted` with the deleted account's id and the session
+/// that asked, in one transaction.
+pub async fn delete(
+    state: &AppState,
+    user_id: Uuid,
+    session_id: Uuid,
+    client: ClientInfo,
+) -> AppResult<()> {
+    let deleted = run_db(&state.pool, move |conn| {
+        conn.transaction(|conn| {
+            let deleted = users::delete(conn, user_id)?;
+            if deleted > 0 {
+                events::record(
+                    conn,
+                    &Event::new(EventType::AccountDeleted, Some(user_id))
+                        .session(session_id)
+                        .from_client(&client),
+                )?;
+            }
+            Ok::<_, diesel::result::Error>(deleted)
+        })
+    })
+    .await?;
     if deleted == 0 {
         return Err(AppError::NotFound);
     }
@@ -247,7 +303,8 @@ pub enum RoleError {
 }
 
 /// Grants (`grant` true) or revokes a role, in one transaction that locks
-/// the user row. Synchronous: the CLI calls it on its own connection.
+/// the user row, recording `role_granted` / `role_revoked` (detail
+/// `{"role": …}`) when it changed anything. Synchronous: the CLI calls it on its own connection.
 pub fn set_role(
     conn: &mut diesel::PgConnection,
     username: &str,
@@ -275,6 +332,15 @@ pub fn set_role(
         };
         if changed {
             users::set_roles(conn, found.id, &roles)?;
+            let kind = if grant {
+                EventType::RoleGranted
+            } else {
+                EventType::RoleRevoked
+            };
+            events::record(
+                conn,
+                &Event::new(kind, Some(found.id)).detail(serde_json::json!({"role": role})),
+            )?;
         }
         Ok(RoleChange {
             username,

@@ -3,13 +3,23 @@
 //! (a failed login, which changes nothing else, records in its own short
 //! transaction). Nothing recorded here may carry a password, code, token or
 //! secret: `detail` holds only non-secret facts such as a role name.
+//!
+//! On an instance with `WEBHOOK_URL`, every pooled connection carries the
+//! session setting [`crate::db::WEBHOOKS_SETTING`], and `record` then also
+//! queues the event's webhook in the outbox, in the same transaction; the
+//! callers of `record` do not need to know (README "Events and webhooks").
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
+use crate::blocking::run_db;
+use crate::db::events::{self as db_events, EventFilter, EventRow};
 use crate::db::schema::auth_events;
+use crate::error::AppResult;
+use crate::jobs::webhook;
 use crate::services::sessions::ClientInfo;
+use crate::state::AppState;
 
 /// Every kind of security event, with its stored name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,9 +162,11 @@ impl Event {
 }
 
 /// Writes an event; call it inside the transaction of the change. Returns
-/// the new event's id.
+/// the new event's id. When the connection has webhooks enabled, queues
+/// the event's webhook too.
 pub fn record(conn: &mut PgConnection, event: &Event) -> QueryResult<Uuid> {
     let id = Uuid::now_v7();
+    let created_at = Utc::now();
     diesel::insert_into(auth_events::table)
         .values((
             auth_events::id.eq(id),
@@ -163,11 +175,75 @@ pub fn record(conn: &mut PgConnection, event: &Event) -> QueryResult<Uuid> {
             auth_events::session_id.eq(event.session_id),
             auth_events::ip.eq(event.client.ip.as_deref()),
             auth_events::user_agent.eq(event.client.user_agent.as_deref()),
-            auth_events::created_at.eq(Utc::now()),
+            auth_events::created_at.eq(created_at),
             auth_events::detail.eq(&event.detail),
         ))
         .execute(conn)?;
+    queue_webhook(conn, id, created_at, event)?;
     Ok(id)
+}
+
+/// The webhook body of an event: `{"type", "timestamp", "data"}`.
+pub fn webhook_body(id: Uuid, created_at: DateTime<Utc>, event: &Event) -> serde_json::Value {
+    serde_json::json!({
+        "type": event.kind.as_str(),
+        "timestamp": created_at,
+        "data": {
+            "event_id": id,
+            "user_id": event.user_id,
+            "session_id": event.session_id,
+            "ip": event.client.ip,
+            "user_agent": event.client.user_agent,
+            "detail": event.detail,
+        },
+    })
+}
+
+/// Queues the event's webhook when this connection has webhooks enabled
+/// (one statement that inserts nothing otherwise).
+fn queue_webhook(
+    conn: &mut PgConnection,
+    id: Uuid,
+    created_at: DateTime<Utc>,
+    event: &Event,
+) -> QueryResult<()> {
+    use diesel::sql_types::{Jsonb, Nullable, Text, Uuid as SqlUuid};
+    diesel::sql_query(format!(
+        "INSERT INTO outbox (kind, user_id, payload) SELECT $1, $2, $3 \
+         WHERE current_setting('{}', true) = 'on'",
+        crate::db::WEBHOOKS_SETTING
+    ))
+    .bind::<Text, _>(webhook::KIND)
+    .bind::<Nullable<SqlUuid>, _>(event.user_id)
+    .bind::<Jsonb, _>(webhook_body(id, created_at, event))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// One page of events matching `filter`, newest first, before the cursor
+/// (the two listings).
+pub async fn page(
+    state: &AppState,
+    filter: EventFilter,
+    before: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> AppResult<Vec<EventRow>> {
+    run_db(&state.pool, move |conn| {
+        db_events::page(conn, &filter, before, limit)
+    })
+    .await
+}
+
+/// Deletes events older than `EVENT_RETENTION_DAYS`, and outbox rows given
+/// up on that long ago; returns how many events went.
+pub async fn prune(state: &AppState) -> AppResult<usize> {
+    let before =
+        Utc::now() - chrono::Duration::days(i64::from(state.settings.event_retention_days));
+    run_db(&state.pool, move |conn| {
+        crate::db::outbox::prune_failed(conn, before)?;
+        db_events::prune(conn, before)
+    })
+    .await
 }
 
 #[cfg(test)]

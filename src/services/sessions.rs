@@ -16,6 +16,7 @@ use crate::blocking::run_db;
 use crate::db::models::{NewRefreshToken, NewSession, RefreshTokenRow, Session, User};
 use crate::db::{refresh_tokens, sessions, users};
 use crate::error::{AppError, AppResult};
+use crate::services::events::{self, Event, EventType};
 use crate::state::AppState;
 
 /// A signed access token and the refresh token that goes with it: what a
@@ -57,10 +58,18 @@ pub async fn start(
 
 /// Rotates a refresh token: a live one is spent for a new one; a just-spent
 /// one within the grace window gets the same successor again; any other
-/// spent one revokes its session. Everything else is `invalid_grant`.
-pub async fn refresh(state: &Arc<AppState>, presented: RefreshToken) -> AppResult<IssuedTokens> {
+/// spent one revokes its session (recording `refresh_reuse_detected` with
+/// `client`). Everything else is `invalid_grant`.
+pub async fn refresh(
+    state: &Arc<AppState>,
+    presented: RefreshToken,
+    client: ClientInfo,
+) -> AppResult<IssuedTokens> {
     let policy = state.session_policy();
-    let outcome = run_db(&state.pool, move |conn| rotate(conn, &presented, policy)).await?;
+    let outcome = run_db(&state.pool, move |conn| {
+        rotate(conn, &presented, policy, &client)
+    })
+    .await?;
     match outcome {
         RefreshOutcome::Rotated(grant) => issue(state, grant, true).await,
         RefreshOutcome::GraceRetry(grant) => {
@@ -84,14 +93,33 @@ pub async fn refresh(state: &Arc<AppState>, presented: RefreshToken) -> AppResul
     }
 }
 
-/// Revokes the session a refresh token belongs to, live or spent; unknown
-/// tokens change nothing.
-pub async fn logout(state: &AppState, presented: RefreshToken) -> AppResult<()> {
+/// Revokes the session a refresh token belongs to, live or spent, and
+/// records `session_revoked` (detail `{"reason": "logout"}`) when it was
+/// not revoked yet; unknown tokens change nothing.
+pub async fn logout(
+    state: &AppState,
+    presented: RefreshToken,
+    client: ClientInfo,
+) -> AppResult<()> {
     run_db(&state.pool, move |conn| {
-        if let Some(token) = refresh_tokens::find(conn, &presented.lookup_hash())? {
-            sessions::revoke(conn, token.session_id, Utc::now())?;
-        }
-        Ok::<_, DieselError>(())
+        conn.transaction(|conn| {
+            let Some(token) = refresh_tokens::find(conn, &presented.lookup_hash())? else {
+                return Ok(());
+            };
+            let Some(session) = sessions::lock(conn, token.session_id)? else {
+                return Ok(());
+            };
+            if sessions::revoke(conn, session.id, Utc::now())? > 0 {
+                events::record(
+                    conn,
+                    &Event::new(EventType::SessionRevoked, Some(session.user_id))
+                        .session(session.id)
+                        .from_client(&client)
+                        .detail(serde_json::json!({"reason": "logout"})),
+                )?;
+            }
+            Ok::<_, DieselError>(())
+        })
     })
     .await
 }
@@ -104,10 +132,28 @@ pub async fn list(state: &AppState, user_id: Uuid) -> AppResult<Vec<Session>> {
     .await
 }
 
-/// Revokes one of the user's live sessions; anything else is `not_found`.
-pub async fn revoke(state: &AppState, user_id: Uuid, session_id: Uuid) -> AppResult<()> {
+/// Revokes one of the user's live sessions, recording `session_revoked`
+/// (detail `{"reason": "revoked"}`); anything else is `not_found`.
+pub async fn revoke(
+    state: &AppState,
+    user_id: Uuid,
+    session_id: Uuid,
+    client: ClientInfo,
+) -> AppResult<()> {
     let revoked = run_db(&state.pool, move |conn| {
-        sessions::revoke_owned(conn, user_id, session_id, Utc::now())
+        conn.transaction(|conn| {
+            let revoked = sessions::revoke_owned(conn, user_id, session_id, Utc::now())?;
+            if revoked > 0 {
+                events::record(
+                    conn,
+                    &Event::new(EventType::SessionRevoked, Some(user_id))
+                        .session(session_id)
+                        .from_client(&client)
+                        .detail(serde_json::json!({"reason": "revoked"})),
+                )?;
+            }
+            Ok::<_, DieselError>(revoked)
+        })
     })
     .await?;
     if revoked == 0 {
@@ -116,13 +162,23 @@ pub async fn revoke(state: &AppState, user_id: Uuid, session_id: Uuid) -> AppRes
     Ok(())
 }
 
-/// Revokes every live session of the user (log out everywhere).
-pub async fn revoke_all(state: &AppState, user_id: Uuid) -> AppResult<()> {
+/// Revokes every live session of the user (log out everywhere), recording
+/// ONE `session_revoked` for the call, without a session id, with detail
+/// `{"reason": "revoke_all", "count": <sessions revoked>}`.
+pub async fn revoke_all(state: &AppState, user_id: Uuid, client: ClientInfo) -> AppResult<()> {
     run_db(&state.pool, move |conn| {
-        sessions::revoke_all_for_user(conn, user_id, None, Utc::now())
+        conn.transaction(|conn| {
+            let count = sessions::revoke_all_for_user(conn, user_id, None, Utc::now())?;
+            events::record(
+                conn,
+                &Event::new(EventType::SessionRevoked, Some(user_id))
+                    .from_client(&client)
+                    .detail(serde_json::json!({"reason": "revoke_all", "count": count})),
+            )?;
+            Ok::<_, DieselError>(())
+        })
     })
-    .await?;
-    Ok(())
+    .await
 }
 
 /// Signs an access token for a grant on the signing threads (RSA signing
@@ -212,7 +268,8 @@ pub struct ClientInfo {
     pub ip: Option<String>,
 }
 
-/// Inserts a session and its first refresh token, in one transaction.
+/// Inserts a session and its first refresh token and records
+/// `login_succeeded`, in one transaction.
 fn start_session(
     conn: &mut PgConnection,
     user: User,
@@ -241,6 +298,12 @@ fn start_session(
                 session_id: session.id,
                 created_at: now,
             },
+        )?;
+        events::record(
+            conn,
+            &Event::new(EventType::LoginSucceeded, Some(user.id))
+                .session(session.id)
+                .from_client(client),
         )?;
         Ok(Grant {
             user,
@@ -280,6 +343,7 @@ fn rotate(
     conn: &mut PgConnection,
     presented: &RefreshToken,
     policy: SessionPolicy,
+    client: &ClientInfo,
 ) -> Result<RefreshOutcome, RefreshError> {
     conn.transaction(|conn| {
         let hash = presented.lookup_hash();
@@ -337,6 +401,12 @@ fn rotate(
                     }));
                 }
                 sessions::revoke(conn, session.id, now)?;
+                events::record(
+                    conn,
+                    &Event::new(EventType::RefreshReuseDetected, Some(session.user_id))
+                        .session(session.id)
+                        .from_client(client),
+                )?;
                 Ok(RefreshOutcome::ReuseDetected {
                     session_id: session.id,
                     user_id: session.user_id,

@@ -383,6 +383,47 @@ impl TestApp {
             .text
     }
 
+    /// `GET /api/me/events?<query>`.
+    pub async fn my_events(&self, access_token: &str, query: &str) -> Reply {
+        self.get(&format!("/api/me/events?{query}"), Some(access_token))
+            .await
+    }
+
+    /// `GET /api/admin/events?<query>`.
+    pub async fn admin_events(&self, access_token: &str, query: &str) -> Reply {
+        self.get(&format!("/api/admin/events?{query}"), Some(access_token))
+            .await
+    }
+
+    /// Every `auth_events` row as JSON (`row_to_json`), oldest first.
+    pub fn event_rows(&self) -> Vec<Value> {
+        self.json_rows(
+            "SELECT row_to_json(e)::text AS json FROM auth_events e ORDER BY created_at, id",
+        )
+    }
+
+    /// Every `outbox` row as JSON, by id.
+    pub fn outbox_rows(&self) -> Vec<Value> {
+        self.json_rows("SELECT row_to_json(o)::text AS json FROM outbox o ORDER BY id")
+    }
+
+    /// Runs a query whose one column `json` is a JSON text per row.
+    fn json_rows(&self, query: &str) -> Vec<Value> {
+        use diesel::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            json: String,
+        }
+        let mut conn = self.db.connect();
+        diesel::sql_query(query)
+            .load::<Row>(&mut conn)
+            .expect("test SQL")
+            .into_iter()
+            .map(|row| serde_json::from_str(&row.json).expect("row JSON"))
+            .collect()
+    }
+
     /// Runs one SQL statement on the test database (to age rows, say).
     pub fn sql(&self, statement: &str) {
         use diesel::RunQueryDsl;
