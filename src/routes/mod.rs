@@ -95,7 +95,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         Endpoint::new(Method::GET, "/api/account", Private, |r| r.to(me::account)),
         Endpoint::new(Method::PUT, "/api/me/email", Private, |r| {
             r.to(email::set_email)
-}),
+        }),
         Endpoint::new(Method::GET, "/api/me/events", Private, |r| {
             r.to(events::my_events)
         }),
