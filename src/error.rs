@@ -41,7 +41,8 @@ pub enum AppError {
     #[error("invalid one-time code")]
     InvalidOtp,
     /// The state does not allow it (TOTP already enabled, no pending
-    /// enrollment, TOTP not enabled).
+    /// enrollment, TOTP not enabled, the email address is in use); the
+    /// text says why.
     #[error("conflict: {0}")]
     Conflict(&'static str),
     /// The token lacks the role this route needs.
@@ -137,7 +138,7 @@ impl AppError {
                 "The one-time code, MFA token or passkey answer is wrong, already used or expired."
                     .into()
             }
-            Self::Conflict(why) => format!("{why}."),
+            Self::Conflict(why) => sentence(why),
             Self::InsufficientScope(role) => {
                 format!("This route needs the {role} role.")
             }
@@ -195,6 +196,19 @@ pub fn on_unique_violation(
         }
         other => other.into(),
     }
+}
+
+/// `why` as one sentence: a capital first letter and a final full stop.
+fn sentence(why: &str) -> String {
+    let mut chars = why.chars();
+    let mut text: String = chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default();
+    if !text.ends_with('.') {
+        text.push('.');
+    }
+    text
 }
 
 #[cfg(test)]

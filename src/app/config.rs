@@ -8,6 +8,10 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use lettre::message::Mailbox;
+
+use crate::jobs::mail::{self, SmtpEndpoint};
+
 /// A configuration problem, always naming the offending variable.
 #[derive(Debug, thiserror::Error)]
 #[error("{var}: {reason}")]
@@ -70,6 +74,13 @@ pub struct Settings {
     /// Key that seals TOTP secrets at rest; `None`: derived from the
     /// signing key (with a WARN at startup). Never printed by `Debug`.
     pub mfa_encryption_key: Option<[u8; 32]>,
+    /// Where mail is sent; `None` logs mails instead (README "Email").
+    pub smtp_url: Option<SmtpEndpoint>,
+    /// Sender of every mail.
+    pub mail_from: Mailbox,
+    /// Link base of reset mails (`?token=…` is appended); `None` mails the
+    /// token alone.
+    pub password_reset_url: Option<url::Url>,
     /// Where security events are POSTed, and the signing secret; `None`
     /// when `WEBHOOK_URL` is unset.
     pub webhook: Option<WebhookSettings>,
@@ -167,6 +178,14 @@ impl Settings {
             trust_forwarded_for: boolean(&var, "TRUST_FORWARDED_FOR", false)?,
             cors_allowed_origins: origins(&var, "CORS_ALLOWED_ORIGINS")?,
             rust_log: log_filter(&var, "RUST_LOG")?,
+            smtp_url: optional(&var, "SMTP_URL", SmtpEndpoint::parse)?,
+            mail_from: optional(&var, "MAIL_FROM", mail::parse_from)?
+                .map_or_else(|| mail::parse_from(mail::DEFAULT_FROM), Ok)
+                .map_err(|reason| ConfigError {
+                    var: "MAIL_FROM",
+                    reason,
+                })?,
+            password_reset_url: optional(&var, "PASSWORD_RESET_URL", mail::parse_reset_url)?,
             webhook: webhook(&var)?,
             event_retention_days: ranged(&var, "EVENT_RETENTION_DAYS", 90, 1, 36_500)?,
             webauthn_rp_id,
@@ -398,6 +417,17 @@ fn log_filter(
     Ok(raw)
 }
 
+/// Parses an optional variable with `parse`; unset is `None`.
+fn optional<T>(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<Option<T>, ConfigError> {
+    var(name)
+        .map(|raw| parse(&raw).map_err(|reason| ConfigError { var: name, reason }))
+        .transpose()
+}
+
 /// Reads `WEBHOOK_URL` and `WEBHOOK_SECRET`: a URL needs a secret,
 /// `whsec_` followed by 24 to 64 bytes in standard base64 (the Standard
 /// Webhooks format).
@@ -529,6 +559,9 @@ mod tests {
         assert!(s.jwt_private_key_path.is_none());
         assert_eq!(s.mfa_issuer, "tessera");
         assert!(s.mfa_encryption_key.is_none());
+        assert!(s.smtp_url.is_none());
+        assert_eq!(s.mail_from.to_string(), "tessera <no-reply@localhost>");
+        assert!(s.password_reset_url.is_none());
         assert!(s.webhook.is_none());
         assert_eq!(s.event_retention_days, 90);
     }
@@ -618,6 +651,11 @@ mod tests {
             ("WEBAUTHN_ORIGINS", "ftp://localhost"),
             ("MFA_ISSUER", "Acme:Corp"),
             ("MFA_ISSUER", &"x".repeat(65)),
+            ("SMTP_URL", "http://mail.example.com"),
+            ("SMTP_URL", "smtp://"),
+            ("MAIL_FROM", "nobody"),
+            ("PASSWORD_RESET_URL", "not a url"),
+            ("PASSWORD_RESET_URL", "ftp://files.example.com/reset"),
         ] {
             let err = settings(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var);

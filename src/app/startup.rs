@@ -27,7 +27,7 @@ use crate::http::access_log::access_log;
 use crate::http::envelope::ensure_json_errors;
 use crate::http::error::{json_error_handler, path_error_handler, query_error_handler};
 use crate::http::request_id::request_id_middleware;
-use crate::jobs::{outbox, rehash, revocations, webhook, BackgroundTasks, RunningTasks};
+use crate::jobs::{mail, outbox, rehash, revocations, webhook, BackgroundTasks, RunningTasks};
 use crate::limiter;
 use crate::metrics::Metrics;
 use crate::routes;
@@ -73,12 +73,12 @@ fn bind_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
 pub struct StartupError(pub String);
 
 /// CORS for browser clients: only the configured origins; methods GET,
-/// POST, DELETE; `authorization`, `content-type` and `x-request-id` named
+/// POST, PUT (`PUT /api/me/email`), DELETE; `authorization`, `content-type` and `x-request-id` named
 /// explicitly (a wildcard does not cover `authorization`). A request from
 /// another origin is served without CORS headers, so the browser blocks it.
 fn cors(origins: &[String]) -> Cors {
     let mut cors = Cors::default()
-        .allowed_methods(["GET", "POST", "DELETE"])
+        .allowed_methods(["GET", "POST", "PUT", "DELETE"])
         .allowed_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
@@ -212,6 +212,8 @@ impl Application {
         let tokens = TokenService::new(Arc::new(keys), &settings);
         let (rehash_jobs, rehash_receiver) = rehash::queue();
         let mut senders = outbox::Senders::default();
+        // Mail always has a sender: without SMTP_URL it logs and drops.
+        senders.add(Arc::new(mail::MailSender::new(&settings)));
         if let Some(webhook) = &settings.webhook {
             let sender = webhook::WebhookSender::new(webhook)
                 .map_err(|err| StartupError(format!("WEBHOOK_URL: {err}")))?;

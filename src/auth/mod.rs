@@ -1,9 +1,10 @@
 //! Every cryptographic decision of tessera: keys, access tokens, the guard,
-//! password hashing, refresh-token sealing, TOTP and recovery codes, and
-//! passkeys.
+//! password hashing, refresh-token sealing, TOTP and recovery codes,
+//! passkeys, and mailed one-time tokens.
 
 pub mod guard;
 pub mod keys;
+pub mod one_time_token;
 pub mod passkeys;
 pub mod password;
 #[cfg(test)]

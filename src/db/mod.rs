@@ -1,6 +1,7 @@
 //! PostgreSQL access: the pool, embedded migrations, and plain synchronous
 //! query functions over `&mut PgConnection`. Knows nothing of HTTP.
 
+pub mod email;
 pub mod events;
 pub mod mfa;
 pub mod models;

@@ -111,9 +111,19 @@ pub fn mark_failed(
     now: DateTime<Utc>,
     error: &str,
 ) -> QueryResult<usize> {
-    diesel::update(outbox::table.find(id))
+    let marked = diesel::update(outbox::table.find(id))
         .set((outbox::failed_at.eq(now), outbox::last_error.eq(error)))
-        .execute(conn)
+        .execute(conn)?;
+    // A mail's body carries a token and an address: it leaves the outbox
+    // when the mail is given up on, as when it is sent (README "Email").
+    diesel::update(
+        outbox::table
+            .find(id)
+            .filter(outbox::kind.eq(crate::jobs::mail::KIND)),
+    )
+    .set(outbox::payload.eq(serde_json::json!({})))
+    .execute(conn)?;
+    Ok(marked)
 }
 
 /// Deletes failed rows older than `before`.

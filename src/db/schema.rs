@@ -69,6 +69,20 @@ diesel::table! {
         roles -> Array<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        email -> Nullable<Text>,
+        email_verified -> Bool,
+    }
+}
+
+diesel::table! {
+    one_time_tokens (token_hash) {
+        token_hash -> Bytea,
+        kind -> Text,
+        user_id -> Uuid,
+        email -> Text,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -136,6 +150,7 @@ diesel::table! {
 
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(one_time_tokens -> users (user_id));
 
 diesel::table! {
     login_throttle (name_hash) {
@@ -161,6 +176,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     mfa_failures,
     mfa_recovery_codes,
     mfa_totp,
+    one_time_tokens,
     outbox,
     rate_limits,
     refresh_tokens,

@@ -213,6 +213,8 @@ mod tests {
             AppError::NotFound,
             AppError::MethodNotAllowed,
             AppError::UsernameTaken,
+            AppError::Conflict("x"),
+            AppError::InvalidOtp,
             AppError::PayloadTooLarge,
             AppError::RequestTimeout,
             AppError::UnsupportedMediaType,

@@ -6,6 +6,7 @@
 //! signal; `Application` fires it after the server has drained on SIGTERM
 //! and waits for the tasks to finish their current work.
 
+pub mod mail;
 pub mod outbox;
 pub mod prune;
 pub mod rehash;

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod email;
 pub mod events;
 pub mod me;
 pub mod meta;
@@ -71,6 +72,15 @@ pub fn endpoints() -> Vec<Endpoint> {
             r.to(auth::refresh)
         }),
         Endpoint::new(Method::POST, "/auth/logout", Public, |r| r.to(auth::logout)),
+        Endpoint::new(Method::POST, "/auth/email/verify", Public, |r| {
+            r.to(email::verify_email)
+        }),
+        Endpoint::new(Method::POST, "/auth/password/forgot", RateLimited, |r| {
+            r.to(email::forgot_password)
+        }),
+        Endpoint::new(Method::POST, "/auth/password/reset", Public, |r| {
+            r.to(email::reset_password)
+        }),
         Endpoint::new(Method::GET, "/.well-known/jwks.json", Public, |r| {
             r.to(meta::jwks)
         }),
@@ -88,6 +98,9 @@ pub fn endpoints() -> Vec<Endpoint> {
             r.to(me::change_password)
         }),
         Endpoint::new(Method::GET, "/api/account", Private, |r| r.to(me::account)),
+        Endpoint::new(Method::PUT, "/api/me/email", Private, |r| {
+            r.to(email::set_email)
+        }),
         Endpoint::new(Method::GET, "/api/me/events", Private, |r| {
             r.to(events::my_events)
         }),

@@ -8,7 +8,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::http::error::ErrorBody;
-use crate::routes::{admin, auth, events, me, meta, mfa, passkeys, sessions};
+use crate::routes::{admin, auth, email, events, me, meta, mfa, passkeys, sessions};
 
 /// The document's root.
 #[derive(OpenApi)]
@@ -23,6 +23,9 @@ use crate::routes::{admin, auth, events, me, meta, mfa, passkeys, sessions};
         mfa::complete_mfa,
         auth::refresh,
         auth::logout,
+        email::verify_email,
+        email::forgot_password,
+        email::reset_password,
         meta::jwks,
         meta::healthz,
         meta::readyz,
@@ -32,6 +35,7 @@ use crate::routes::{admin, auth, events, me, meta, mfa, passkeys, sessions};
         me::delete_account,
         me::change_password,
         me::account,
+        email::set_email,
         events::my_events,
         mfa::enroll,
         mfa::disable,
@@ -52,7 +56,7 @@ use crate::routes::{admin, auth, events, me, meta, mfa, passkeys, sessions};
     components(schemas(crate::http::error::ErrorBody)),
     modifiers(&BearerSecurity),
     tags(
-        (name = "auth", description = "Register, log in, refresh, log out"),
+        (name = "auth", description = "Register, log in, refresh, log out, verify an email address, reset a password"),
         (name = "api", description = "Private API (bearer access token)"),
         (name = "mfa", description = "Second factor: TOTP and recovery codes (bearer access token)"),
         (name = "admin", description = "Admin-only API"),

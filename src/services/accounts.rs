@@ -304,17 +304,22 @@ pub struct AccountOverview {
 
 /// Reads the caller's account; `not_found` once it was deleted.
 pub async fn overview(state: &AppState, user_id: Uuid) -> AppResult<AccountOverview> {
-    let (user, (totp, recovery_codes_left), passkeys) = run_db(&state.pool, move |conn| {
+    let (user, address, (totp, recovery_codes_left), passkeys) = run_db(&state.pool, move |conn| {
         let user = users::find(conn, user_id)?;
+        let address = crate::db::email::address(conn, user_id)?;
         let mfa = mfa::status(conn, user_id)?;
         let passkeys = crate::db::passkeys::count_for_user(conn, user_id)?;
-        Ok::<_, diesel::result::Error>((user, mfa, passkeys))
+        Ok::<_, diesel::result::Error>((user, address, mfa, passkeys))
     })
     .await?;
+    let user = user.ok_or(AppError::NotFound)?;
+    let (email, email_verified) = address.map_or((None, false), |address| {
+        (address.email, address.email_verified)
+    });
     Ok(AccountOverview {
-        user: user.ok_or(AppError::NotFound)?,
-        email: None,
-        email_verified: false,
+        user,
+        email,
+        email_verified,
         totp,
         recovery_codes_left,
         passkeys,

@@ -4,6 +4,7 @@
 //! handlers and the CLI parse input, call a service and present its result.
 
 pub mod accounts;
+pub mod email;
 pub mod events;
 pub mod mfa;
 pub mod passkeys;

@@ -143,6 +143,21 @@ impl Drop for OtherInstance {
     }
 }
 
+/// Another instance of tessera on a [`TestApp`]'s database (several
+/// instances sharing one database); stopped when dropped.
+pub struct Instance {
+    /// `http://127.0.0.1:<port>`.
+    pub address: String,
+    server: actix_web::dev::ServerHandle,
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let handle = self.server.clone();
+        actix_web::rt::spawn(async move { handle.stop(false).await });
+    }
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         // Stop without waiting: the database is dropped WITH (FORCE) next.
@@ -398,6 +413,80 @@ impl TestApp {
         .await
     }
 
+    /// Starts another instance on this app's database with this app's
+    /// settings, changed by `adjust`.
+    pub fn another_instance_with(&self, adjust: impl FnOnce(&mut Settings)) -> Instance {
+        let mut settings = self.settings.clone();
+        adjust(&mut settings);
+        let app = Application::build(settings).expect("build another instance");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        let server = app.handle();
+        actix_web::rt::spawn(app.run_until_stopped());
+        Instance { address, server }
+    }
+
+    /// Stops this instance as SIGTERM would (drain the server, then its
+    /// background tasks); its database stays.
+    pub async fn stop(&self) {
+        self.server.stop(true).await;
+        // The background tasks stop right after the server; give them a
+        // moment to finish what they are doing.
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+
+    /// `PUT /api/me/email`.
+    pub async fn set_email(&self, access_token: &str, email: &str, password: &str) -> Reply {
+        self.send(
+            self.client
+                .put(self.url("/api/me/email"))
+                .bearer_auth(access_token)
+                .json(&json!({"email": email, "password": password})),
+        )
+        .await
+    }
+
+    /// `POST /auth/email/verify`.
+    pub async fn verify_email(&self, token: &str) -> Reply {
+        self.post_json("/auth/email/verify", &json!({"token": token}))
+            .await
+    }
+
+    /// `POST /auth/password/forgot`.
+    pub async fn forgot_password(&self, login: &str) -> Reply {
+        self.post_json("/auth/password/forgot", &json!({"login": login}))
+            .await
+    }
+
+    /// `POST /auth/password/reset`.
+    pub async fn reset_password(&self, token: &str, new_password: &str) -> Reply {
+        self.post_json(
+            "/auth/password/reset",
+            &json!({"token": token, "new_password": new_password}),
+        )
+        .await
+    }
+
+    /// `GET /api/account`.
+    pub async fn account(&self, access_token: &str) -> Reply {
+        self.get("/api/account", Some(access_token)).await
+    }
+
+    /// One SQL expression evaluated on the test database, as text ("" for
+    /// NULL).
+    pub fn sql_text(&self, expression: &str) -> String {
+        use diesel::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct Text {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            text: String,
+        }
+        let mut conn = self.db.connect();
+        diesel::sql_query(format!("SELECT coalesce(({expression})::text, '') AS text"))
+            .get_result::<Text>(&mut conn)
+            .expect("test SQL")
+            .text
+    }
+
     /// `GET /api/me/events?<query>`.
     pub async fn my_events(&self, access_token: &str, query: &str) -> Reply {
         self.get(&format!("/api/me/events?{query}"), Some(access_token))
@@ -437,11 +526,6 @@ impl TestApp {
             .into_iter()
             .map(|row| serde_json::from_str(&row.json).expect("row JSON"))
             .collect()
-    }
-
-    /// `GET /api/account`.
-    pub async fn account(&self, access_token: &str) -> Reply {
-        self.get("/api/account", Some(access_token)).await
     }
 
     /// `POST /api/me/mfa/totp`.

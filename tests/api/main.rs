@@ -2,6 +2,7 @@
 
 mod chaos_proxy;
 mod helpers;
+mod smtp_sink;
 mod soft_passkey;
 mod test_db;
 
@@ -9,6 +10,7 @@ mod account;
 mod admin;
 mod auth_flow;
 mod brute_force;
+mod email;
 mod errors;
 mod events;
 mod guard;

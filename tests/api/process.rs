@@ -11,13 +11,17 @@ use crate::resource_limits::{closed_by_server, ensure_open_files, hold_idle_conn
 use crate::test_db::TestDatabase;
 
 /// A `tessera serve` child process whose stderr is collected.
-struct Served {
+pub(crate) struct Served {
     child: Child,
-    log: Arc<Mutex<String>>,
-    address: String,
+    /// Everything the process wrote to stderr so far.
+    pub(crate) log: Arc<Mutex<String>>,
+    /// `http://127.0.0.1:<port>`.
+    pub(crate) address: String,
 }
 
-fn serve(db: &TestDatabase, extra: &[(&str, &str)]) -> Served {
+/// Runs `tessera serve` over `db` with test defaults, `RUST_LOG=trace`
+/// and `extra`, and waits until it listens.
+pub(crate) fn serve(db: &TestDatabase, extra: &[(&str, &str)]) -> Served {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
     command.arg("serve");
     serve_with(command, db, extra)
@@ -89,7 +93,8 @@ fn wait_for_exit(served: &mut Served, within: Duration) -> std::process::ExitSta
     }
 }
 
-fn terminate(served: &mut Served) -> std::process::ExitStatus {
+/// SIGTERM, then waits for the exit.
+pub(crate) fn terminate(served: &mut Served) -> std::process::ExitStatus {
     send_sigterm(served);
     wait_for_exit(served, Duration::from_secs(20))
 }
