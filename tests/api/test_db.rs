@@ -14,6 +14,7 @@
 use std::io::Write;
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
 use diesel::prelude::*;
 use diesel_migrations::MigrationHarness;
@@ -30,19 +31,28 @@ const CONTAINER_SWITCH: &str = "TESSERA_TEST_CONTAINER";
 const OWNER_LABEL: &str = "tessera.test-db.owner";
 
 /// A URL of the test PostgreSQL server whose path we replace with each
-/// database name.
-static SERVER: OnceLock<url::Url> = OnceLock::new();
+/// database name, or why there is none (kept, so that the other tests fail
+/// at once instead of each trying to start a container again).
+static SERVER: OnceLock<Result<url::Url, String>> = OnceLock::new();
 /// The container we started, if any; taken and removed at process exit.
 static CONTAINER: Mutex<Option<Container<Postgres>>> = Mutex::new(None);
 
 fn server() -> &'static url::Url {
-    SERVER.get_or_init(|| {
+    let located = SERVER.get_or_init(|| {
         // Testcontainers' sync runner starts its own runtime, which cannot
         // nest inside the test's, so resolve on a plain thread.
-        std::thread::spawn(locate_server)
-            .join()
-            .expect("locating PostgreSQL panicked")
-    })
+        std::thread::spawn(locate_server).join().map_err(|panic| {
+            panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_else(|| "locating PostgreSQL panicked".to_owned())
+        })
+    });
+    match located {
+        Ok(url) => url,
+        Err(why) => panic!("{why}"),
+    }
 }
 
 fn locate_server() -> url::Url {
@@ -78,6 +88,12 @@ fn start_container(reason: &str) -> url::Url {
     let container = Postgres::default()
         .with_tag("16-alpine")
         .with_label(OWNER_LABEL, &owner)
+        // On a loaded 2-core CI machine a start overran testcontainers'
+        // default 60 s, with initdb still syncing: skip that sync (the data
+        // is thrown away; the server already runs with fsync=off) and allow
+        // more time.
+        .with_env_var("POSTGRES_INITDB_ARGS", "--no-sync")
+        .with_startup_timeout(Duration::from_secs(300))
         .start()
         .unwrap_or_else(|err| {
             panic!("{reason}, and testcontainers could not start postgres:16-alpine: {err}")
