@@ -83,8 +83,9 @@ fn locate_server() -> url::Url {
 /// Starts `postgres:16-alpine` and arranges for its removal at exit;
 /// `reason` says why, in the log and in the panic if it cannot start.
 fn start_container(reason: &str) -> url::Url {
-    let owner = owner();
-    remove_orphaned_containers(&owner);
+    let host = hostname();
+    remove_orphaned_containers(&host);
+    let owner = format!("{host}/{}", std::process::id());
     let container = Postgres::default()
         .with_tag("16-alpine")
         .with_label(OWNER_LABEL, &owner)
@@ -134,27 +135,20 @@ extern "C" fn remove_container_at_exit() {
     let _ = writeln!(std::io::stderr(), "test_db: container {id} {outcome}");
 }
 
-/// `<hostname>/<pid>` of this process, the value of [`OWNER_LABEL`].
-fn owner() -> String {
+/// This machine's name, the first half of [`OWNER_LABEL`]'s value.
+fn hostname() -> String {
     let mut name = [0u8; 256];
     // SAFETY: the buffer is valid for its length; on error it stays zeroed.
     unsafe { libc::gethostname(name.as_mut_ptr().cast(), name.len()) };
     let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
-    format!(
-        "{}/{}",
-        String::from_utf8_lossy(&name[..end]),
-        std::process::id()
-    )
+    String::from_utf8_lossy(&name[..end]).into_owned()
 }
 
 /// Removes containers left by test processes of this host that were killed
 /// before their exit hook ran. Containers of live processes (another
 /// `cargo test` running at the same time) and of other hosts are kept.
 /// Uses the `docker` CLI; without it, nothing is swept.
-fn remove_orphaned_containers(own: &str) {
-    let Some(host) = own.rsplit_once('/').map(|(host, _)| host) else {
-        return;
-    };
+fn remove_orphaned_containers(host: &str) {
     let Ok(listed) = Command::new("docker")
         .args(["ps", "-a", "--filter", &format!("label={OWNER_LABEL}")])
         .args([
@@ -197,12 +191,14 @@ fn remove_orphaned_containers(own: &str) {
     );
 }
 
+/// Whether a process with this id runs on this machine.
 fn process_alive(pid: libc::pid_t) -> bool {
     // SAFETY: signal 0 only checks that the process exists.
     let found = unsafe { libc::kill(pid, 0) } == 0;
     found || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
+/// The 12-character container id that `docker ps` shows.
 fn short_id(id: &str) -> &str {
     &id[..id.len().min(12)]
 }
