@@ -201,32 +201,31 @@ down_then_up() {
     wait_healthy
 }
 
+# await_readyz STATUS SECONDS: polls /readyz until it answers STATUS.
+await_readyz() {
+    local deadline=$((SECONDS + $2))
+    while :; do
+        http GET /readyz
+        [ "$STATUS" = "$1" ] && return
+        [ "$SECONDS" -lt "$deadline" ] || fail "/readyz is $STATUS, not $1, after $2 s"
+        sleep 0.2
+    done
+}
+
 readyz_follows_postgres() {
-    local since deadline before now
+    local since before now
     before=$(docker inspect --format '{{.State.StartedAt}}' "$(container_id tessera)")
     since=$(date +%s.%N)
     compose stop postgres
     echo "compose-smoke:   postgres stopped in $(elapsed "$since") s"
     # The 10 s count from when it is down: until then, ready is right.
     since=$(date +%s.%N)
-    deadline=$((SECONDS + 10))
-    while :; do
-        http GET /readyz
-        [ "$STATUS" = 503 ] && break
-        [ "$SECONDS" -lt "$deadline" ] || fail "/readyz is $STATUS 10 s after stopping postgres"
-        sleep 0.2
-    done
+    await_readyz 503 10
     echo "compose-smoke:   /readyz 503 $(elapsed "$since") s after that"
     expect GET /healthz 200
     compose start postgres
     since=$(date +%s.%N)
-    deadline=$((SECONDS + 60))
-    while :; do
-        http GET /readyz
-        [ "$STATUS" = 200 ] && break
-        [ "$SECONDS" -lt "$deadline" ] || fail "/readyz is $STATUS 60 s after starting postgres"
-        sleep 0.5
-    done
+    await_readyz 200 60
     echo "compose-smoke:   /readyz 200 $(elapsed "$since") s after docker compose start"
     now=$(docker inspect --format '{{.State.StartedAt}}' "$(container_id tessera)")
     [ "$now" = "$before" ] || fail "tessera was restarted ($before -> $now)"
