@@ -1,11 +1,13 @@
 //! One access-log line per request: method, route pattern, status,
 //! latency, request id and client IP. Never headers or bodies, so tokens
-//! and passwords cannot leak into it.
+//! and passwords cannot leak into it. Successful health probes are logged at
+//! `debug`, so that a HEALTHCHECK every 15 s does not fill the log at `info`.
 
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
 use actix_web::{web, Error};
 
@@ -15,6 +17,9 @@ use crate::state::AppState;
 
 /// Longest raw path logged for unmatched routes.
 const MAX_LOGGED_PATH_CHARS: usize = 128;
+
+/// Routes polled by the image's HEALTHCHECK and by orchestrators.
+const PROBE_ROUTES: [&str; 2] = ["/healthz", "/readyz"];
 
 /// Logs each request after its response is ready.
 pub async fn access_log(
@@ -43,11 +48,47 @@ pub async fn access_log(
         .get(&REQUEST_ID_HEADER)
         .and_then(|value| value.to_str().ok())
         .unwrap_or("-");
-    log::info!(
+    let status = response.status();
+    log::log!(
         target: "tessera::access",
+        level(&route, status),
         "{method} {route} {status} {latency:.2}ms request_id={request_id} ip={ip}",
-        status = response.status().as_u16(),
+        status = status.as_u16(),
         latency = started.elapsed().as_secs_f64() * 1000.0,
     );
     Ok(response)
+}
+
+/// `debug` for a health probe that succeeded, `info` for everything else
+/// (a failing probe included: that is news).
+fn level(route: &str, status: StatusCode) -> log::Level {
+    if PROBE_ROUTES.contains(&route) && status.is_success() {
+        log::Level::Debug
+    } else {
+        log::Level::Info
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn successful_probes_are_logged_at_debug() {
+        assert_eq!(level("/healthz", StatusCode::OK), log::Level::Debug);
+        assert_eq!(level("/readyz", StatusCode::OK), log::Level::Debug);
+    }
+
+    #[test]
+    fn failing_probes_and_other_routes_are_logged_at_info() {
+        assert_eq!(
+            level("/readyz", StatusCode::SERVICE_UNAVAILABLE),
+            log::Level::Info
+        );
+        assert_eq!(level("/auth/token", StatusCode::OK), log::Level::Info);
+        assert_eq!(
+            level("unmatched:/healthz/x", StatusCode::NOT_FOUND),
+            log::Level::Info
+        );
+    }
 }

@@ -3,8 +3,18 @@
 //! The server is found at `TEST_DATABASE_URL`, then `DATABASE_URL`, then the
 //! default URL; when none answers and a Docker engine is reachable,
 //! `postgres:16-alpine` is started once with testcontainers.
+//! `TESSERA_TEST_CONTAINER=1` skips the URLs and always starts the container.
+//!
+//! A container we started is removed when the test process exits, failed
+//! tests included (an `atexit` hook; testcontainers' own reaper is not used).
+//! A process that is killed instead (Ctrl-C, SIGKILL) cannot run that hook:
+//! each container is labelled with its owner, and the next start removes the
+//! ones whose owner is gone.
 
-use std::sync::OnceLock;
+use std::io::Write;
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
 use diesel::prelude::*;
 use diesel_migrations::MigrationHarness;
@@ -18,28 +28,42 @@ use testcontainers_modules::testcontainers::{Container, ImageExt};
 const TEMPLATE_PREFIX: &str = "tessera_test_template";
 /// Arbitrary key for the advisory lock that serialises template builds.
 const TEMPLATE_LOCK_KEY: i64 = 0x7e55_e7a0;
+/// `1`: always use a testcontainers PostgreSQL, never a local server.
+const CONTAINER_SWITCH: &str = "TESSERA_TEST_CONTAINER";
+/// Label on every container we start: `<hostname>/<pid>` of the test process.
+const OWNER_LABEL: &str = "tessera.test-db.owner";
 
-/// Where the test PostgreSQL server is (a URL without a database name
-/// component that we rely on) and, if we started one, its container.
-struct Server {
-    /// A URL whose path we replace with each database name.
-    base: url::Url,
-    _container: Option<Container<Postgres>>,
-}
+/// A URL of the test PostgreSQL server whose path we replace with each
+/// database name, or why there is none (kept, so that the other tests fail
+/// at once instead of each trying to start a container again).
+static SERVER: OnceLock<Result<url::Url, String>> = OnceLock::new();
+/// The container we started, if any; taken and removed at process exit.
+static CONTAINER: Mutex<Option<Container<Postgres>>> = Mutex::new(None);
 
-static SERVER: OnceLock<Server> = OnceLock::new();
-
-fn server() -> &'static Server {
-    SERVER.get_or_init(|| {
+fn server() -> &'static url::Url {
+    let located = SERVER.get_or_init(|| {
         // Testcontainers' sync runner starts its own runtime, which cannot
         // nest inside the test's, so resolve on a plain thread.
-        std::thread::spawn(locate_server)
-            .join()
-            .expect("locating PostgreSQL panicked")
-    })
+        std::thread::spawn(locate_server).join().map_err(|panic| {
+            panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_else(|| "locating PostgreSQL panicked".to_owned())
+        })
+    });
+    match located {
+        Ok(url) => url,
+        Err(why) => panic!("{why}"),
+    }
 }
 
-fn locate_server() -> Server {
+fn locate_server() -> url::Url {
+    match std::env::var(CONTAINER_SWITCH).as_deref() {
+        Ok("1") => return start_container(&format!("{CONTAINER_SWITCH}=1")),
+        Ok("" | "0") | Err(_) => {}
+        Ok(other) => panic!("{CONTAINER_SWITCH}: expected 1 or 0, got {other:?}"),
+    }
     let candidates = ["TEST_DATABASE_URL", "DATABASE_URL"]
         .iter()
         .filter_map(|name| std::env::var(name).ok())
@@ -53,36 +77,143 @@ fn locate_server() -> Server {
         };
         url.set_path("/postgres");
         if PgConnection::establish(url.as_str()).is_ok() {
-            return Server {
-                base: url,
-                _container: None,
-            };
+            return url;
         }
     }
+    start_container("no PostgreSQL at TEST_DATABASE_URL, DATABASE_URL or the default URL")
+}
+
+/// Starts `postgres:16-alpine` and arranges for its removal at exit;
+/// `reason` says why, in the log and in the panic if it cannot start.
+fn start_container(reason: &str) -> url::Url {
+    let host = hostname();
+    remove_orphaned_containers(&host);
+    let owner = format!("{host}/{}", std::process::id());
     let container = Postgres::default()
         .with_tag("16-alpine")
+        .with_label(OWNER_LABEL, &owner)
+        // On a loaded 2-core CI machine a start overran testcontainers'
+        // default 60 s, with initdb still syncing: skip that sync (the data
+        // is thrown away; the server already runs with fsync=off) and allow
+        // more time.
+        .with_env_var("POSTGRES_INITDB_ARGS", "--no-sync")
+        .with_startup_timeout(Duration::from_secs(300))
         .start()
-        .expect("no PostgreSQL at TEST_DATABASE_URL, DATABASE_URL or the default URL, and testcontainers could not start postgres:16-alpine");
+        .unwrap_or_else(|err| {
+            panic!("{reason}, and testcontainers could not start postgres:16-alpine: {err}")
+        });
     let host = container.get_host().expect("container host");
     let port = container.get_host_port_ipv4(5432).expect("container port");
-    let base = url::Url::parse(&format!(
+    // Written to stderr directly, past the test harness's capture, so that
+    // the CI log shows which server the tests ran against.
+    let _ = writeln!(
+        std::io::stderr(),
+        "test_db: {reason}: started postgres:16-alpine container {} on {host}:{port}",
+        short_id(container.id())
+    );
+    *CONTAINER.lock().unwrap_or_else(|e| e.into_inner()) = Some(container);
+    // SAFETY: registers a plain function with no arguments.
+    if unsafe { libc::atexit(remove_container_at_exit) } != 0 {
+        let _ = writeln!(
+            std::io::stderr(),
+            "test_db: atexit failed; the container is removed by the next run"
+        );
+    }
+    url::Url::parse(&format!(
         "postgres://postgres:postgres@{host}:{port}/postgres"
     ))
-    .expect("container URL");
-    Server {
-        base,
-        _container: Some(container),
+    .expect("container URL")
+}
+
+/// Runs at process exit, also when libtest exits 101 after failed tests.
+extern "C" fn remove_container_at_exit() {
+    let Some(container) = CONTAINER.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+        return;
+    };
+    let id = short_id(container.id()).to_owned();
+    let outcome = match container.rm() {
+        Ok(()) => "removed".to_owned(),
+        Err(err) => format!("could not remove: {err}"),
+    };
+    let _ = writeln!(std::io::stderr(), "test_db: container {id} {outcome}");
+}
+
+/// This machine's name, the first half of [`OWNER_LABEL`]'s value.
+fn hostname() -> String {
+    let mut name = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; on error it stays zeroed.
+    unsafe { libc::gethostname(name.as_mut_ptr().cast(), name.len()) };
+    let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+    String::from_utf8_lossy(&name[..end]).into_owned()
+}
+
+/// Removes containers left by test processes of this host that were killed
+/// before their exit hook ran. Containers of live processes (another
+/// `cargo test` running at the same time) and of other hosts are kept.
+/// Uses the `docker` CLI; without it, nothing is swept.
+fn remove_orphaned_containers(host: &str) {
+    let Ok(listed) = Command::new("docker")
+        .args(["ps", "-a", "--filter", &format!("label={OWNER_LABEL}")])
+        .args([
+            "--format",
+            &format!("{{{{.ID}}}} {{{{.Label \"{OWNER_LABEL}\"}}}}"),
+        ])
+        .output()
+    else {
+        return;
+    };
+    let orphans: Vec<&str> = std::str::from_utf8(&listed.stdout)
+        .unwrap_or("")
+        .lines()
+        .filter_map(|line| line.split_once(' '))
+        .filter(|(_, owner)| {
+            owner
+                .rsplit_once('/')
+                .and_then(|(h, pid)| Some((h, pid.parse::<libc::pid_t>().ok()?)))
+                .is_some_and(|(h, pid)| h == host && !process_alive(pid))
+        })
+        .map(|(id, _)| id)
+        .collect();
+    if orphans.is_empty() {
+        return;
     }
+    let removed = Command::new("docker")
+        .args(["rm", "--force", "--volumes"])
+        .args(&orphans)
+        .output()
+        .is_ok_and(|out| out.status.success());
+    let _ = writeln!(
+        std::io::stderr(),
+        "test_db: {} container(s) left by killed test processes: {}",
+        if removed {
+            "removed"
+        } else {
+            "could not remove"
+        },
+        orphans.join(" ")
+    );
+}
+
+/// Whether a process with this id runs on this machine.
+fn process_alive(pid: libc::pid_t) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    let found = unsafe { libc::kill(pid, 0) } == 0;
+    found || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// The 12-character container id that `docker ps` shows.
+fn short_id(id: &str) -> &str {
+    &id[..id.len().min(12)]
 }
 
 fn url_for(database: &str) -> String {
-    let mut url = server().base.clone();
+    let mut url = server().clone();
     url.set_path(&format!("/{database}"));
     url.to_string()
 }
 
 fn admin_connection() -> PgConnection {
-    PgConnection::establish(server().base.as_str()).expect("connect to the postgres database")
+    PgConnection::establish(server().as_str()).expect("connect to the postgres database")
 }
 
 static TEMPLATE_READY: OnceLock<()> = OnceLock::new();
