@@ -11,7 +11,6 @@ use actix_web::dev::Server;
 use actix_web::http::header::{self, HeaderName};
 use actix_web::middleware::{from_fn, Condition};
 use actix_web::{web, App, HttpServer};
-use actix_web_prom::PrometheusMetricsBuilder;
 
 use crate::access_log::access_log;
 use crate::auth::keys::KeySet;
@@ -22,7 +21,7 @@ use crate::config::Settings;
 use crate::db;
 use crate::envelope::ensure_json_errors;
 use crate::error::{json_error_handler, path_error_handler, query_error_handler};
-use crate::metrics::Metrics;
+use crate::metrics::{HttpMetrics, Metrics};
 use crate::rate_limit::AuthRateLimit;
 use crate::request_id::request_id_middleware;
 use crate::routes;
@@ -158,10 +157,7 @@ impl Application {
         let cors_origins = settings.cors_allowed_origins.clone();
         // Request counts and latency histograms by route PATTERN (unmatched
         // paths fold into one series), on the same registry as ours.
-        let http_metrics = PrometheusMetricsBuilder::new("tessera")
-            .registry(metrics.registry().clone())
-            .mask_unmatched_patterns("UNMATCHED")
-            .build()
+        let http_metrics = HttpMetrics::new(metrics.registry())
             .map_err(|err| StartupError(format!("metrics: {err}")))?;
         let tokens = TokenService::new(Arc::new(keys), &settings);
         let state = web::Data::new(AppState {
