@@ -16,11 +16,15 @@ use crate::state::AppState;
 /// Longest raw path logged for unmatched routes.
 const MAX_LOGGED_PATH_CHARS: usize = 128;
 
-/// Logs each request after its response is ready.
+/// Logs each request after its response is ready. When the access log's
+/// level is off (`RUST_LOG=warn`, say), nothing is gathered or formatted.
 pub async fn access_log(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    if !log::log_enabled!(target: "tessera::access", log::Level::Info) {
+        return next.call(req).await;
+    }
     let started = Instant::now();
     let method = req.method().clone();
     let trust_forwarded_for = req
