@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::db::models::{NewRefreshToken, NewSession, Session, User};
-use crate::db::{refresh_tokens, sessions, users};
+use crate::db::{refresh_tokens, sessions};
 use crate::error::AppError;
 
 /// Bytes of secret in a refresh token (256 bits).
@@ -224,23 +224,17 @@ pub fn rotate(
 ) -> Result<RefreshOutcome, RefreshError> {
     conn.transaction(|conn| {
         let hash = presented.lookup_hash();
-        let Some(found) = refresh_tokens::find(conn, &hash)? else {
-            return Ok(RefreshOutcome::Invalid);
-        };
-        let Some(session) = sessions::lock(conn, found.session_id)? else {
+        let Some(session) = sessions::lock_by_token(conn, &hash)? else {
             return Ok(RefreshOutcome::Invalid);
         };
         // Re-read under the lock: a concurrent refresh may have spent it.
-        let Some(token) = refresh_tokens::find(conn, &hash)? else {
+        let Some((token, user)) = refresh_tokens::find_with_user(conn, &hash)? else {
             return Ok(RefreshOutcome::Invalid);
         };
         let now = Utc::now();
         if !session.is_live(now) {
             return Ok(RefreshOutcome::Invalid);
         }
-        let Some(user) = users::find(conn, session.user_id)? else {
-            return Ok(RefreshOutcome::Invalid);
-        };
         match token.spent_at {
             None => {
                 let successor = RefreshToken::generate();
@@ -257,8 +251,7 @@ pub fn rotate(
                         created_at: now,
                     },
                 )?;
-                refresh_tokens::forget_sealed_successors(conn, session.id)?;
-                refresh_tokens::mark_spent(conn, &hash, now, sealed.as_deref())?;
+                refresh_tokens::spend(conn, session.id, &hash, now, sealed.as_deref())?;
                 let session = sessions::touch(conn, session.id, now, now + policy.ttl)?;
                 Ok(RefreshOutcome::Rotated(Grant {
                     user,
