@@ -183,11 +183,11 @@ callgrind_annotate --inclusive=yes "$(dump_file healthz)" 2>/dev/null |
     grep -E 'LoggerResponse|StreamLog|metrics::|access_log|request_id_middleware|ensure_json_errors|ConditionMiddlewareFuture|AppRouting as' |
     sed -E 's/\[[^]]*\]$//' |
     python3 -c '
-import sys
+import re, sys
 n = int(sys.argv[1])
 for line in sys.stdin:
     count, rest = line.split(None, 1)
-    name = rest.split(None, 1)[1] if rest.startswith("(") else rest
+    name = re.sub(r"^\(\s*[0-9.]+%\)\s*", "", rest)
     per_request = int(count.replace(",", "")) / n
     print(f"{per_request:10,.0f}  {name.strip()[:150]}")
 ' "$N" | head -n 14
