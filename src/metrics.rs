@@ -140,7 +140,8 @@ impl Metrics {
 /// status: the series actix-web-prom wrote before
 /// (`tessera_http_requests_total`, `tessera_http_requests_duration_seconds`
 /// with Prometheus' default buckets; labels `endpoint`, `method`, `status`;
-/// paths that match no route counted as `UNMATCHED`), without its
+/// paths that match no route counted as `UNMATCHED`; methods other than the
+/// nine of RFC 9110 and RFC 5789 counted as `OTHER`), without its
 /// per-request work (path copies, a label map, a pattern template and two
 /// label lookups on shared maps).
 ///
@@ -188,7 +189,24 @@ struct SeriesHandles {
 }
 
 /// A worker's resolved handles by (route pattern, method, status).
-type HandleCache = HashMap<(String, Method, StatusCode), SeriesHandles>;
+type HandleCache = HashMap<(String, &'static str, StatusCode), SeriesHandles>;
+
+/// The `method` label: the standard methods by name, any other (a client
+/// can send any token) as `OTHER`, so clients cannot mint new series.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "OTHER",
+    }
+}
 
 impl<S, B> Transform<S, ServiceRequest> for HttpMetrics
 where
@@ -264,14 +282,14 @@ where
             request
                 .match_pattern()
                 .unwrap_or_else(|| UNMATCHED.to_owned()),
-            request.method().clone(),
+            method_label(request.method()),
             response.status(),
         );
         let mut handles = this.handles.borrow_mut();
         let series = handles
             .entry(key)
             .or_insert_with_key(|(endpoint, method, status)| {
-                let labels = [endpoint.as_str(), method.as_str(), status.as_str()];
+                let labels = [endpoint.as_str(), method, status.as_str()];
                 SeriesHandles {
                     requests: this.metrics.requests.with_label_values(&labels),
                     duration: this.metrics.durations.with_label_values(&labels),
@@ -280,5 +298,54 @@ where
         series.requests.inc();
         series.duration.observe(elapsed);
         Poll::Ready(Ok(response))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::http::Method;
+    use actix_web::{test, web, App, HttpResponse};
+
+    use super::*;
+
+    #[actix_web::test]
+    async fn requests_are_counted_by_pattern_method_and_status() {
+        let registry = Registry::new();
+        let app = test::init_service(
+            App::new()
+                .route(
+                    "/items/{id}",
+                    web::get().to(|| async { HttpResponse::Ok().finish() }),
+                )
+                .wrap(HttpMetrics::new(&registry).unwrap()),
+        )
+        .await;
+
+        for (method, path) in [
+            (Method::GET, "/items/1"),
+            (Method::GET, "/items/2"),
+            (Method::from_bytes(b"BREW").unwrap(), "/items/3"),
+            (Method::GET, "/nowhere"),
+        ] {
+            let req = test::TestRequest::default()
+                .method(method)
+                .uri(path)
+                .to_request();
+            test::call_service(&app, req).await;
+        }
+        let mut text = Vec::new();
+        TextEncoder::new()
+            .encode(&registry.gather(), &mut text)
+            .unwrap();
+        let text = String::from_utf8(text).unwrap();
+
+        for needle in [
+            r#"tessera_http_requests_total{endpoint="/items/{id}",method="GET",status="200"} 2"#,
+            r#"tessera_http_requests_total{endpoint="/items/{id}",method="OTHER",status="404"} 1"#,
+            r#"tessera_http_requests_total{endpoint="UNMATCHED",method="GET",status="404"} 1"#,
+            r#"tessera_http_requests_duration_seconds_count{endpoint="/items/{id}",method="GET",status="200"} 2"#,
+        ] {
+            assert!(text.contains(needle), "missing {needle}\n{text}");
+        }
     }
 }
