@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Profile of the /api/me path with valgrind's callgrind, run by hand:
+# The middleware tax in instructions, with valgrind's callgrind, run by hand:
 #     bench/profile.sh
 #
 # callgrind counts instructions, not seconds, so the figures repeat from run
@@ -7,8 +7,15 @@
 # binary under callgrind on a fresh database, logs one user in, then sends N
 # keep-alive requests to GET /healthz and N to GET /api/me (one token, so the
 # verified-token cache answers after the first), dumping the counters after
-# each batch. It prints instructions per request for both routes, their
-# ratio, and the top inclusive frames of the /api/me batch.
+# each batch. Then it does the same for GET /healthz on the bare actix-web
+# server of bench/run.sh (bench/bare_actix.rs: same actix-web, no
+# middleware). It prints instructions per request for the three, the
+# difference to the bare route (what tessera's middleware and handlers add),
+# the inclusive cost per request of each middleware layer on /healthz, and
+# the top inclusive frames of the /api/me batch.
+#
+# (perf would add cycles, but this machine's VM exposes no hardware
+# counters; callgrind works everywhere.)
 #
 # Caveat: valgrind hides SHA-NI, so sha2 runs its portable code under
 # callgrind; on the real CPU the token digest costs a fraction of what the
@@ -27,6 +34,7 @@ PG_HOST=${BENCH_PG_HOST:-127.0.0.1}
 PG_PORT=${BENCH_PG_PORT:-5432}
 PG_USER=${BENCH_PG_USER:-postgres}
 BIN=${TESSERA_BIN:-$ROOT/target/release/tessera}
+BARE_BIN=${BARE_BIN:-$ROOT/target/release/examples/bare_actix}
 DB_NAME="tessera_profile_$$"
 
 log() { printf '[profile] %s\n' "$*" >&2; }
@@ -58,9 +66,10 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 if [[ ${SKIP_BUILD:-0} != 1 ]]; then
-    log "cargo build --release"
-    (cd "$ROOT" && cargo build --release >&2)
+    log "cargo build --release (tessera and the bare_actix example)"
+    (cd "$ROOT" && cargo build --release --bin tessera --example bare_actix >&2)
 fi
+[[ -x $BARE_BIN ]] || die "$BARE_BIN not found (build it, or unset SKIP_BUILD)"
 "$BIN" keygen "$TMP/key.pem" >/dev/null 2>&1 || die "tessera keygen failed"
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 BASE="http://127.0.0.1:$PORT"
@@ -117,23 +126,74 @@ measure() { # measure <name> <path> [token]
 log "profiling $N × GET /healthz, then $N × GET /api/me"
 measure healthz /healthz
 measure me /api/me "$TOKEN"
+kill -TERM "$VG_PID" 2>/dev/null || true
+wait "$VG_PID" 2>/dev/null || true
 
-total() { # total <dump name>: instructions in the dump whose trigger is <name>
-    local file
-    file=$(grep -l "^desc: Trigger: dump $1\$" "$OUT"/callgrind.out.* | head -n1)
-    awk '/^(summary|totals):/ { print $2; exit }' "$file"
+# The bare actix-web route, the same way (its own callgrind files).
+log "starting the bare actix-web server under callgrind"
+(
+    cd "$TMP"
+    exec valgrind --tool=callgrind --callgrind-out-file="$OUT/bare.callgrind.out" \
+        "$BARE_BIN" "127.0.0.1:$PORT"
+) >"$TMP/bare.log" 2>&1 &
+VG_PID=$!
+for i in $(seq 1 600); do
+    curl -sf -o /dev/null "$BASE/healthz" 2>/dev/null && break
+    kill -0 "$VG_PID" 2>/dev/null || { cat "$TMP/bare.log" >&2; die "bare server exited"; }
+    ((i < 600)) || die "bare server did not start within 120 s"
+    sleep 0.2
+done
+drive /healthz
+CG_PID=$(pgrep -P "$VG_PID" -f callgrind || echo "$VG_PID")
+log "profiling $N × GET /healthz on the bare actix-web server"
+measure bare /healthz
+
+dump_file() { # dump_file <dump name>: the callgrind file of that dump
+    grep -l "^desc: Trigger: dump $1\$" "$OUT"/callgrind.out.* "$OUT"/bare.callgrind.out.* 2>/dev/null |
+        head -n1
 }
+total() { # total <dump name>: instructions in that dump
+    awk '/^(summary|totals):/ { print $2; exit }' "$(dump_file "$1")"
+}
+B=$(total bare)
 H=$(total healthz)
 M=$(total me)
-python3 - "$H" "$M" "$N" <<'EOF'
+# SHA-256 block function in the /api/me batch: valgrind hides SHA-NI, so
+# sha2 runs its portable code here (see the caveat at the top).
+SHA=$(callgrind_annotate --inclusive=yes "$(dump_file me)" 2>/dev/null |
+    awk '/sha2::sha256::compress256/ { gsub(",", "", $1); print $1; exit }')
+python3 - "$B" "$H" "$M" "${SHA:-0}" "$N" <<'EOF'
 import sys
-h, m, n = (int(x) for x in sys.argv[1:])
-print(f"instructions per request: /healthz {h / n:,.0f}, /api/me {m / n:,.0f}; "
-      f"ratio /healthz ÷ /api/me = {h / m:.3f}")
+b, h, m, sha, n = (int(x) for x in sys.argv[1:])
+b, h, m, sha = b / n, h / n, m / n, sha / n
+print(f"instructions per request: bare actix-web {b:,.0f}, /healthz {h:,.0f} "
+      f"(+{h - b:,.0f}), /api/me {m:,.0f} (+{m - b:,.0f})")
+print(f"  of which /api/me spends {sha:,.0f} in sha2's portable SHA-256; without it "
+      f"{m - sha:,.0f} (+{m - sha - b:,.0f})")
+print(f"ratios: bare ÷ /healthz = {b / h:.3f}, bare ÷ /api/me = {b / m:.3f} "
+      f"({b / (m - sha):.3f} without the portable SHA-256)")
 EOF
-ME_FILE=$(grep -l '^desc: Trigger: dump me$' "$OUT"/callgrind.out.* | head -n1)
+
+# Inclusive instructions per request of tessera's middleware frames
+# (outermost first; each includes everything inside it).
+echo
+echo "Middleware frames of the /healthz batch (inclusive instructions per request):"
+callgrind_annotate --inclusive=yes "$(dump_file healthz)" 2>/dev/null |
+    grep -E '^ *[0-9,]+ \(' |
+    grep -E 'LoggerResponse|StreamLog|metrics::|access_log|request_id_middleware|ensure_json_errors|ConditionMiddlewareFuture|AppRouting as' |
+    sed -E 's/\[[^]]*\]$//' |
+    python3 -c '
+import re, sys
+n = int(sys.argv[1])
+for line in sys.stdin:
+    count, rest = line.split(None, 1)
+    name = re.sub(r"^\(\s*[0-9.]+%\)\s*", "", rest)
+    per_request = int(count.replace(",", "")) / n
+    print(f"{per_request:10,.0f}  {name.strip()[:150]}")
+' "$N" | head -n 14
+
 echo
 echo "Top inclusive frames of the /api/me batch (tessera's own code and what it calls):"
-callgrind_annotate --inclusive=yes "$ME_FILE" 2>/dev/null |
+callgrind_annotate --inclusive=yes "$(dump_file me)" 2>/dev/null |
     grep -E '^ *[0-9,]+ \(' | grep -E 'tessera::|sha2|moka|httpauth|serde|jsonwebtoken|Codec|LoggerResponse' |
     head -n 25 | sed -E 's/\[[^]]*\]$//' | cut -c1-170

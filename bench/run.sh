@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# tessera benchmark (SPEC §9, issue 5), run by hand:  bench/run.sh
+# tessera benchmark (SPEC §9, issues 5 and 17), run by hand:  bench/run.sh
 #
 # One run, one server, every scenario driven by wrk with the SAME settings
 # (threads, connections, duration, timeout); the report prints RATIOS
-# measured in this run, never absolute-time assertions:
+# measured in this run, never absolute-time assertions. wrk runs two threads
+# (-t2) so that the server, not one wrk thread, is the bottleneck:
+#   bare         GET /healthz on a bare actix-web server (bench/bare_actix.rs:
+#                same actix-web, one JSON route, no middleware, no state):
+#                the ceiling /healthz and /api/me are compared with
 #   healthz      GET /healthz: the no-auth JSON route (no database)
 #   me           GET /api/me with the verified-token cache
 #   me_nocache   GET /api/me on a second process of the same binary with
@@ -11,12 +15,17 @@
 #   login        POST /auth/token, against the bcrypt bound
 #                (cores ÷ one bcrypt hash at the server's cost)
 #   storm_me     GET /api/me while a login storm runs (storm_login)
-#   refresh      POST /auth/refresh loop, every connection its own chain
+#   refresh      POST /auth/refresh loop, every connection its own chain,
+#                against the RS256 signing bound (cores ÷ one access token
+#                signed by tessera's own TokenService with this run's key,
+#                timed by bench/sign_bound.rs while the server is idle)
 #   memory       GET /api/me with MEMORY_CONNECTIONS (256) connections
 # plus peak RSS (VmHWM) and the time from exec to /readyz answering 200,
 # cold (creates the database, runs migrations) and warm (migrations already
 # applied). It writes BENCHMARKS.md at the repository root (machine, commit,
-# date, the table, which targets are met) and prints it. Progress → stderr.
+# date, the table, which targets are met) and prints it, and plots req/s per
+# scenario next to the bare baseline and the two bounds (PLOT, a PNG drawn by
+# gnuplot) that BENCHMARKS.md links to. Progress → stderr.
 # Every phase is bounded in time; the script stops everything it started and
 # drops its database, also on Ctrl-C.
 #
@@ -25,19 +34,22 @@
 #   WARMUP=2               untimed seconds before each GET phase
 #   CONNECTIONS=64         wrk -c of every phase (64 concurrent clients)
 #   MEMORY_CONNECTIONS=256 wrk -c of the memory phase
-#   WRK_THREADS=1          wrk -t of every phase
+#   WRK_THREADS=2          wrk -t of every phase
 #   STORM_RAMP=3           seconds the storm runs before storm_me starts
 #   BCRYPT_COST=12         server cost AND the cost of the timed bcrypt hash
+#   SIGN_SECONDS=3         how long the signing bound is timed
 #   WAIT_IDLE_SECONDS=0    wait up to this long for other CPU load to stop
 #   BENCH_RUST_LOG=warn    RUST_LOG of the server (info logs every request)
 #   BENCH_PG_HOST=127.0.0.1 BENCH_PG_PORT=5432 BENCH_PG_USER=postgres
 #   SKIP_BUILD=1           do not run `cargo build --release`
 #   TESSERA_BIN=…          binary to benchmark (default target/release/tessera)
+#   BARE_BIN=… SIGN_BIN=…  the two helpers (default target/release/examples/…)
 #   OUT=…                  report path (default BENCHMARKS.md in the repo root)
+#   PLOT=…                 plot path (default bench/throughput.png)
 #
-# Needs: cargo, curl, psql, python3 (3.11) and wrk (installed with apt-get if
-# missing; PostgreSQL is started with pg_ctlcluster if it is down). A venv
-# with pyca/bcrypt is created in bench/.venv on first use.
+# Needs: cargo, curl, psql, python3 (3.11), wrk and gnuplot (both installed
+# with apt-get if missing; PostgreSQL is started with pg_ctlcluster if it is
+# down). A venv with pyca/bcrypt is created in bench/.venv on first use.
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -47,9 +59,10 @@ DURATION=${DURATION:-15}
 WARMUP=${WARMUP:-2}
 CONNECTIONS=${CONNECTIONS:-64}
 MEMORY_CONNECTIONS=${MEMORY_CONNECTIONS:-256}
-WRK_THREADS=${WRK_THREADS:-1}
+WRK_THREADS=${WRK_THREADS:-2}
 STORM_RAMP=${STORM_RAMP:-3}
 BCRYPT_COST=${BCRYPT_COST:-12}
+SIGN_SECONDS=${SIGN_SECONDS:-3}
 WAIT_IDLE_SECONDS=${WAIT_IDLE_SECONDS:-0}
 BENCH_RUST_LOG=${BENCH_RUST_LOG:-warn}
 PG_HOST=${BENCH_PG_HOST:-127.0.0.1}
@@ -57,8 +70,11 @@ PG_PORT=${BENCH_PG_PORT:-5432}
 PG_USER=${BENCH_PG_USER:-postgres}
 
 BIN=${TESSERA_BIN:-$ROOT/target/release/tessera}
+BARE_BIN=${BARE_BIN:-$ROOT/target/release/examples/bare_actix}
+SIGN_BIN=${SIGN_BIN:-$ROOT/target/release/examples/sign_bound}
 VENV="$BENCH_DIR/.venv"
 OUT=${OUT:-$ROOT/BENCHMARKS.md}
+PLOT=${PLOT:-$BENCH_DIR/throughput.png}
 DB_NAME="tessera_bench_$$"
 BENCH_USER="bench_user"
 BENCH_PASSWORD="bench-password-123"
@@ -67,7 +83,7 @@ log() { printf '[bench] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 for v in DURATION WARMUP CONNECTIONS MEMORY_CONNECTIONS WRK_THREADS STORM_RAMP BCRYPT_COST \
-    WAIT_IDLE_SECONDS; do
+    SIGN_SECONDS WAIT_IDLE_SECONDS; do
     [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a non-negative integer, got '${!v}'"
 done
 ((DURATION >= 1)) || die "DURATION must be ≥ 1"
@@ -129,11 +145,15 @@ trap 'exit 143' TERM
 # ---------------------------------------------------------- prerequisites --
 SUDO=""
 ((EUID == 0)) || SUDO="sudo"
-if ! command -v wrk >/dev/null 2>&1; then
-    log "wrk not found; installing with apt-get"
-    $SUDO apt-get install -y wrk >&2 || { $SUDO apt-get update >&2 && $SUDO apt-get install -y wrk >&2; }
-fi
-for cmd in curl psql pg_isready python3 wrk; do
+apt_install() { # apt_install <command> <package>
+    command -v "$1" >/dev/null 2>&1 && return 0
+    log "$1 not found; installing $2 with apt-get"
+    $SUDO apt-get install -y --no-install-recommends "$2" >&2 ||
+        { $SUDO apt-get update >&2 && $SUDO apt-get install -y --no-install-recommends "$2" >&2; }
+}
+apt_install wrk wrk
+apt_install gnuplot gnuplot-nox
+for cmd in curl psql pg_isready python3 wrk gnuplot; do
     command -v "$cmd" >/dev/null 2>&1 || die "$cmd is required"
 done
 if ! pg_isready -h "$PG_HOST" -p "$PG_PORT" -q; then
@@ -155,10 +175,13 @@ PY="$VENV/bin/python"
 REPORT=("$PY" "$BENCH_DIR/report.py")
 
 if [[ ${SKIP_BUILD:-0} != 1 ]]; then
-    log "cargo build --release"
-    (cd "$ROOT" && cargo build --release >&2) || die "cargo build --release failed"
+    log "cargo build --release (tessera, examples bare_actix and sign_bound)"
+    (cd "$ROOT" && cargo build --release --bin tessera --example bare_actix --example sign_bound >&2) ||
+        die "cargo build --release failed"
 fi
-[[ -x $BIN ]] || die "$BIN not found (build it, or unset SKIP_BUILD)"
+for b in "$BIN" "$BARE_BIN" "$SIGN_BIN"; do
+    [[ -x $b ]] || die "$b not found (build it, or unset SKIP_BUILD)"
+done
 
 CORES=$(nproc)
 free_port() { "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
@@ -245,6 +268,12 @@ fi
 log "timing one bcrypt hash at cost $BCRYPT_COST (server idle)"
 "${REPORT[@]}" bcrypt-time --cost "$BCRYPT_COST" >"$TMP/bcrypt.json"
 
+# ------------------------------------------------ RS256 signing, same run --
+# The server's own key and its own signing code (TokenService::issue), one
+# thread, while the server is idle: cores ÷ this is the signing bound.
+log "timing RS256 access-token signing for ${SIGN_SECONDS}s (server idle)"
+"$SIGN_BIN" "$TMP/key.pem" "$SIGN_SECONDS" >"$TMP/sign.json" || die "sign_bound failed"
+
 # ------------------------------------------------------------------ phases --
 # wrk_bg <phase> <connections> <duration> <url> [wrk args...]: starts wrk in
 # the background (WRK_PID), output in $TMP/<phase>.out; run_wrk waits for it.
@@ -267,6 +296,20 @@ warm() { # warm <url> [wrk args...]
     ((WARMUP > 0)) && run_wrk warmup "$CONNECTIONS" "$WARMUP" "$url" "$@"
     return 0
 }
+
+BARE_PORT=$(free_port)
+log "phase bare: GET /healthz on the bare actix-web server (port $BARE_PORT), ${DURATION}s"
+"$BARE_BIN" "127.0.0.1:$BARE_PORT" >"$TMP/server-bare.log" 2>&1 &
+BARE_PID=$!
+SERVER_PIDS+=("$BARE_PID")
+for _ in $(seq 1 100); do
+    "${CURL[@]}" -fo /dev/null "http://127.0.0.1:$BARE_PORT/healthz" 2>/dev/null && break
+    kill -0 "$BARE_PID" 2>/dev/null || die "the bare actix-web server exited"
+    sleep 0.1
+done
+warm "http://127.0.0.1:$BARE_PORT/healthz"
+run_wrk bare "$CONNECTIONS" "$DURATION" "http://127.0.0.1:$BARE_PORT/healthz"
+stop_server "$BARE_PID"
 
 log "phase healthz: GET /healthz, ${DURATION}s"
 warm "$BASE/healthz"
@@ -352,9 +395,15 @@ MEM_GIB=$(awk '/^MemTotal:/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)
     --param "cores=$CORES" \
     --param "commit=$COMMIT" \
     --param "background_busy=$BACKGROUND_BUSY" \
-    --param "loadavg=$LOADAVG" >"$TMP/report.md" && report_rc=0 || report_rc=$?
+    --param "loadavg=$LOADAVG" \
+    --param "plot=$("$PY" -c 'import os, sys; print(os.path.relpath(sys.argv[1], os.path.dirname(sys.argv[2])))' "$PLOT" "$OUT")" \
+    >"$TMP/report.md" && report_rc=0 || report_rc=$?
 
 cp "$TMP/report.md" "$OUT"
 cat "$OUT"
 log "written to $OUT"
+"${REPORT[@]}" plot --dir "$TMP" --out "$PLOT" --param "cores=$CORES" \
+    --param "title=tessera $COMMIT, wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s, $CORES cores" ||
+    log "WARNING: the plot could not be drawn"
+log "plot written to $PLOT"
 ((report_rc == 0)) || die "the report flags a broken run (see above)"

@@ -12,7 +12,6 @@ use actix_web::dev::Server;
 use actix_web::http::header::{self, HeaderName};
 use actix_web::middleware::{from_fn, Condition};
 use actix_web::{web, App, HttpServer};
-use actix_web_prom::PrometheusMetricsBuilder;
 
 use crate::auth::keys::KeySet;
 use crate::auth::passkeys::PasskeyVerifier;
@@ -29,7 +28,7 @@ use crate::http::error::{json_error_handler, path_error_handler, query_error_han
 use crate::http::request_id::request_id_middleware;
 use crate::jobs::{mail, outbox, rehash, revocations, webhook, BackgroundTasks, RunningTasks};
 use crate::limiter;
-use crate::metrics::Metrics;
+use crate::metrics::{HttpMetrics, Metrics};
 use crate::routes;
 use crate::state::AppState;
 
@@ -204,10 +203,7 @@ impl Application {
         let cors_origins = settings.cors_allowed_origins.clone();
         // Request counts and latency histograms by route PATTERN (unmatched
         // paths fold into one series), on the same registry as ours.
-        let http_metrics = PrometheusMetricsBuilder::new("tessera")
-            .registry(metrics.registry().clone())
-            .mask_unmatched_patterns("UNMATCHED")
-            .build()
+        let http_metrics = HttpMetrics::new(metrics.registry())
             .map_err(|err| StartupError(format!("metrics: {err}")))?;
         let tokens = TokenService::new(Arc::new(keys), &settings);
         let (rehash_jobs, rehash_receiver) = rehash::queue();

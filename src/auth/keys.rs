@@ -71,6 +71,9 @@ pub struct KeySet {
     /// HKDF pseudo-random key extracted from the private key's DER bytes:
     /// the source of keys derived from the signing key.
     derivation: aws_lc_rs::hkdf::Prk,
+    /// The private key, parsed (and checked by aws-lc) once at startup:
+    /// signing with it costs one RSA operation and no DER parse.
+    signing_key: KeyPair,
     encoding_key: EncodingKey,
     current_kid: String,
     decoding_keys: HashMap<String, DecodingKey>,
@@ -132,6 +135,7 @@ impl KeySet {
         let jwk = jwk_for(&public);
         let mut set = Self {
             derivation,
+            signing_key: key_pair,
             encoding_key,
             current_kid: jwk.kid.clone(),
             decoding_keys: HashMap::new(),
@@ -153,7 +157,14 @@ impl KeySet {
         self.jwks.keys.push(jwk);
     }
 
-    /// The key new tokens are signed with.
+    /// The key new tokens are signed with, parsed once; see
+    /// [`crate::auth::tokens::TokenService::issue`].
+    pub fn signing_key(&self) -> &KeyPair {
+        &self.signing_key
+    }
+
+    /// The same key in jsonwebtoken's form, which re-parses its DER on
+    /// every `encode`; kept for tests that compare the two signers.
     pub fn encoding_key(&self) -> &EncodingKey {
         &self.encoding_key
     }

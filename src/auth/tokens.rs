@@ -3,7 +3,12 @@
 
 use std::sync::Arc;
 
-use jsonwebtoken::{Algorithm, Header, Validation};
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::RSA_PKCS1_SHA256;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, Validation};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -103,12 +108,23 @@ pub struct IssuedToken {
     pub expires_in: i64,
 }
 
+/// The JOSE header of every access token, as JSON: what jsonwebtoken's
+/// `Header` with `typ` and `kid` set serialises to, member for member and in
+/// its order. The `kid` is base64url, so it needs no JSON escaping.
+fn access_token_header(kid: &str) -> String {
+    format!(r#"{{"typ":"{ACCESS_TOKEN_TYP}","alg":"RS256","kid":"{kid}"}}"#)
+}
+
 /// Why a token was refused: a short phrase safe for `error_description`.
 pub type RejectReason = &'static str;
 
 /// Issues and verifies access tokens; owns the key set and the cache.
 pub struct TokenService {
     keys: Arc<KeySet>,
+    /// `base64url(header) + "."`: the JOSE header never changes while the
+    /// process runs, so it is encoded once.
+    signing_input_prefix: String,
+    rng: SystemRandom,
     validation: Validation,
     issuer: String,
     audience: String,
@@ -128,8 +144,14 @@ impl TokenService {
         validation.set_issuer(&[&settings.jwt_issuer]);
         validation.set_audience(&[&settings.jwt_audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        let signing_input_prefix = format!(
+            "{}.",
+            URL_SAFE_NO_PAD.encode(access_token_header(keys.current_kid()))
+        );
         Self {
             keys,
+            signing_input_prefix,
+            rng: SystemRandom::new(),
             validation,
             issuer: settings.jwt_issuer.clone(),
             audience: settings.jwt_audience.clone(),
@@ -160,14 +182,43 @@ impl TokenService {
             amr: subject.amr.to_vec(),
             auth_time: Some(subject.auth_time),
         };
-        let mut header = Header::new(Algorithm::RS256);
-        header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
-        header.kid = Some(self.keys.current_kid().to_owned());
-        let token = jsonwebtoken::encode(&header, &claims, self.keys.encoding_key())?;
         Ok(IssuedToken {
-            token,
+            token: self.sign(&claims)?,
             expires_in: self.ttl_seconds,
         })
+    }
+
+    /// The compact JWS `header.claims.signature` of `claims`, RS256
+    /// (RSASSA-PKCS1-v1_5 with SHA-256, RFC 7518 §3.3), signed with the key
+    /// parsed at startup.
+    ///
+    /// `jsonwebtoken::encode` gives the very same bytes (PKCS#1 v1.5
+    /// signatures are deterministic; the header and claims serialise alike),
+    /// but its aws-lc backend parses and checks the private key's DER again
+    /// for every token, which costs about as much as the signature itself.
+    /// Verification stays with jsonwebtoken.
+    fn sign<T: Serialize>(&self, claims: &T) -> Result<String, jsonwebtoken::errors::Error> {
+        let claims_json = serde_json::to_vec(claims)?;
+        let key = self.keys.signing_key();
+        let mut signature = vec![0; key.public_modulus_len()];
+        let mut token = String::with_capacity(
+            self.signing_input_prefix.len()
+                + base64::encoded_len(claims_json.len(), false).unwrap_or(0)
+                + 1
+                + base64::encoded_len(signature.len(), false).unwrap_or(0),
+        );
+        token.push_str(&self.signing_input_prefix);
+        URL_SAFE_NO_PAD.encode_string(&claims_json, &mut token);
+        key.sign(
+            &RSA_PKCS1_SHA256,
+            &self.rng,
+            token.as_bytes(),
+            &mut signature,
+        )
+        .map_err(|_| ErrorKind::RsaFailedSigning)?;
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(&signature, &mut token);
+        Ok(token)
     }
 
     /// Verifies a bearer token; no database involved. A token seen before
@@ -230,5 +281,89 @@ impl TokenService {
                 }
             })?;
         Ok(data.claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::{DecodingKey, Header};
+
+    const FIXTURE_KEY: &[u8] = include_bytes!("../../tests/fixtures/rsa2048-pkcs1.pem");
+
+    fn service() -> TokenService {
+        let settings = Settings::from_lookup(|_| None).expect("default settings");
+        let keys = KeySet::from_private_pem(FIXTURE_KEY).expect("fixture key");
+        TokenService::new(Arc::new(keys), &settings)
+    }
+
+    fn issue(service: &TokenService) -> String {
+        let roles = vec!["admin".to_owned(), "ops".to_owned()];
+        let amr = vec!["pwd".to_owned()];
+        service
+            .issue(&Subject {
+                user_id: Uuid::new_v4(),
+                username: "alice",
+                roles: &roles,
+                session_id: Uuid::new_v4(),
+                amr: &amr,
+                auth_time: 1_700_000_000,
+            })
+            .expect("sign")
+            .token
+    }
+
+    #[test]
+    fn a_token_signed_with_the_parsed_key_verifies_with_jsonwebtoken() {
+        let service = service();
+        let token = issue(&service);
+
+        let header = jsonwebtoken::decode_header(&token).expect("header");
+        let kid = service.keys().current_kid();
+        let public = &service.keys().jwks().keys[0];
+        let key = DecodingKey::from_rsa_components(&public.n, &public.e).expect("jwk");
+        let data = jsonwebtoken::decode::<AccessClaims>(&token, &key, &service.validation)
+            .expect("jsonwebtoken accepts the token");
+
+        assert_eq!(header.alg, Algorithm::RS256);
+        assert_eq!(header.typ.as_deref(), Some(ACCESS_TOKEN_TYP));
+        assert_eq!(header.kid.as_deref(), Some(kid));
+        assert_eq!(service.verify_uncached(&token).expect("valid"), data.claims);
+        assert_eq!(data.claims.username, "alice");
+        assert_eq!(data.claims.roles, ["admin", "ops"]);
+    }
+
+    #[test]
+    fn the_parsed_key_signs_the_same_bytes_as_jsonwebtoken_encode() {
+        let service = service();
+        let token = issue(&service);
+        let claims = jsonwebtoken::dangerous::insecure_decode::<AccessClaims>(&token)
+            .expect("well-formed")
+            .claims;
+        let mut header = Header::new(Algorithm::RS256);
+        header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
+        header.kid = Some(service.keys().current_kid().to_owned());
+
+        let by_jsonwebtoken =
+            jsonwebtoken::encode(&header, &claims, service.keys().encoding_key()).expect("encode");
+
+        // RSASSA-PKCS1-v1_5 is deterministic: same key, same input, same
+        // signature, so the whole compact token must match byte for byte.
+        assert_eq!(token, by_jsonwebtoken);
+    }
+
+    #[test]
+    fn a_token_signed_with_the_parsed_key_fails_after_one_changed_byte() {
+        let service = service();
+        let token = issue(&service);
+        let mut bytes = token.into_bytes();
+        let last = bytes.len() - 2;
+        bytes[last] = if bytes[last] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(bytes).expect("ascii");
+
+        assert_eq!(
+            service.verify_uncached(&tampered).err(),
+            Some("signature does not verify")
+        );
     }
 }

@@ -2,10 +2,11 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use diesel::sql_types::{Bytea, Nullable, Timestamptz};
 use uuid::Uuid;
 
-use crate::db::models::{NewRefreshToken, RefreshTokenRow};
-use crate::db::schema::refresh_tokens;
+use crate::db::models::{NewRefreshToken, RefreshTokenRow, User};
+use crate::db::schema::{refresh_tokens, sessions, users};
 
 /// Inserts the hash of a newly issued token.
 pub fn insert(conn: &mut PgConnection, new_token: &NewRefreshToken<'_>) -> QueryResult<usize> {
@@ -21,6 +22,44 @@ pub fn find(conn: &mut PgConnection, hash: &[u8]) -> QueryResult<Option<RefreshT
         .select(RefreshTokenRow::as_select())
         .first(conn)
         .optional()
+}
+
+/// A token and the user of its session, in one round trip (a join, no
+/// lock): what a refresh reads once it holds the session's lock.
+pub fn find_with_user(
+    conn: &mut PgConnection,
+    hash: &[u8],
+) -> QueryResult<Option<(RefreshTokenRow, User)>> {
+    refresh_tokens::table
+        .inner_join(sessions::table.inner_join(users::table))
+        .filter(refresh_tokens::token_hash.eq(hash))
+        .select((RefreshTokenRow::as_select(), User::as_select()))
+        .first(conn)
+        .optional()
+}
+
+/// [`forget_sealed_successors`] of the session and [`mark_spent`] of one
+/// of its tokens in ONE statement: the spent token gets `spent_at` and its
+/// sealed successor (if any), every other token of the session loses its
+/// sealed successor. Run it while holding the session's lock.
+pub fn spend(
+    conn: &mut PgConnection,
+    session_id: Uuid,
+    hash: &[u8],
+    now: DateTime<Utc>,
+    sealed_successor: Option<&[u8]>,
+) -> QueryResult<usize> {
+    diesel::sql_query(
+        "UPDATE refresh_tokens \
+         SET spent_at = CASE WHEN token_hash = $2 THEN $3 ELSE spent_at END, \
+             sealed_successor = CASE WHEN token_hash = $2 THEN $4 END \
+         WHERE session_id = $1 AND (token_hash = $2 OR sealed_successor IS NOT NULL)",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(session_id)
+    .bind::<Bytea, _>(hash)
+    .bind::<Timestamptz, _>(now)
+    .bind::<Nullable<Bytea>, _>(sealed_successor)
+    .execute(conn)
 }
 
 /// Marks a token spent, keeping its sealed successor (if any).

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::db::models::{NewSession, Session};
 use crate::db::revocations;
-use crate::db::schema::sessions;
+use crate::db::schema::{refresh_tokens, sessions};
 
 /// Inserts a new session.
 pub fn insert(conn: &mut PgConnection, new_session: &NewSession<'_>) -> QueryResult<Session> {
@@ -21,6 +21,25 @@ pub fn insert(conn: &mut PgConnection, new_session: &NewSession<'_>) -> QueryRes
 pub fn lock(conn: &mut PgConnection, id: Uuid) -> QueryResult<Option<Session>> {
     sessions::table
         .find(id)
+        .select(Session::as_select())
+        .for_update()
+        .first(conn)
+        .optional()
+}
+
+/// [`lock`] for the session a refresh token belongs to, found by the
+/// token's hash in the same statement (one round trip instead of a lookup
+/// and a lock). Only the session row is locked: rows read by a sub-select
+/// in `WHERE` take no lock, so every writer still locks the session first.
+pub fn lock_by_token(conn: &mut PgConnection, token_hash: &[u8]) -> QueryResult<Option<Session>> {
+    sessions::table
+        .filter(
+            sessions::id.eq_any(
+                refresh_tokens::table
+                    .filter(refresh_tokens::token_hash.eq(token_hash))
+                    .select(refresh_tokens::session_id),
+            ),
+        )
         .select(Session::as_select())
         .for_update()
         .first(conn)

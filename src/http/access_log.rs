@@ -21,11 +21,15 @@ const MAX_LOGGED_PATH_CHARS: usize = 128;
 /// Routes polled by the image's HEALTHCHECK and by orchestrators.
 const PROBE_ROUTES: [&str; 2] = ["/healthz", "/readyz"];
 
-/// Logs each request after its response is ready.
+/// Logs each request after its response is ready. When the access log's
+/// level is off (`RUST_LOG=warn`, say), nothing is gathered or formatted.
 pub async fn access_log(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    if !log::log_enabled!(target: "tessera::access", log::Level::Info) {
+        return next.call(req).await;
+    }
     let started = Instant::now();
     let method = req.method().clone();
     let trust_forwarded_for = req

@@ -22,12 +22,15 @@ pub async fn ensure_json_errors(
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
     let response = next.call(req).await?;
     let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return Ok(response.map_into_left_body());
+    }
     let is_json = response
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+    if is_json {
         return Ok(response.map_into_left_body());
     }
     let message = match response.response().error() {

@@ -15,25 +15,34 @@ pub async fn request_id_middleware(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    // The client's value is shared, not copied; a new one is formatted
+    // straight into its header value.
     let id = req
         .headers()
         .get(&REQUEST_ID_HEADER)
-        .and_then(|value| value.to_str().ok())
         .filter(|value| {
-            !value.is_empty() && value.len() <= 128 && value.bytes().all(|b| b.is_ascii_graphic())
+            let bytes = value.as_bytes();
+            !bytes.is_empty() && bytes.len() <= 128 && bytes.iter().all(u8::is_ascii_graphic)
         })
-        .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        .cloned()
+        .or_else(new_request_id);
     // Inner middleware answer refusals as responses, not `Err`, so that
     // every answer passes back through here.
     let mut response = next.call(req).await?;
     if response.status().is_server_error() {
         if let Some(err) = response.response().error() {
+            let id = id.as_ref().and_then(|id| id.to_str().ok()).unwrap_or("-");
             log::error!("request {id} failed: {err}");
         }
     }
-    if let Ok(value) = HeaderValue::from_str(&id) {
+    if let Some(value) = id {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
     Ok(response)
+}
+
+/// A random (v4) UUID, hyphenated, as a header value.
+fn new_request_id() -> Option<HeaderValue> {
+    let mut buffer = uuid::Uuid::encode_buffer();
+    HeaderValue::from_str(uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buffer)).ok()
 }
