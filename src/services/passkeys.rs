@@ -213,7 +213,6 @@ pub async fn finish_sign_in(
     client: ClientInfo,
 ) -> AppResult<IssuedTokens> {
     let verifier = state.passkeys.clone();
-    let event_client = client.clone();
     let outcome = run_db(&state.pool, move |conn| {
         conn.transaction(|conn| -> AppResult<Result<User, Refusal>> {
             let ceremony = match spend(conn, challenge_id, AUTHENTICATION, None)? {
@@ -250,12 +249,8 @@ pub async fn finish_sign_in(
             let Some(user) = users::find(conn, stored.user_id)? else {
                 return Ok(Err(Refusal::new("account deleted")));
             };
-            events::record(
-                conn,
-                &Event::new(EventType::LoginSucceeded, Some(user.id))
-                    .from_client(&event_client)
-                    .detail(serde_json::json!({"method": "passkey", "passkey_id": stored.id})),
-            )?;
+            // `login_succeeded` is recorded by `sessions::start`, with the
+            // session it starts, like every other sign-in.
             Ok(Ok(user))
         })
     })
