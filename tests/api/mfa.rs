@@ -723,7 +723,7 @@ async fn changes_and_failures_are_recorded_as_events_without_codes() {
 
     assert_eq!(
         kinds,
-        "mfa_enabled,mfa_failed,recovery_codes_regenerated,mfa_disabled"
+        "login_succeeded,mfa_enabled,mfa_failed,recovery_codes_regenerated,mfa_disabled"
     );
     assert_eq!(
         serde_json::from_str::<Value>(&failure).unwrap(),
