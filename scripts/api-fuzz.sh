@@ -179,6 +179,7 @@ log "starting tessera (database $DB_NAME)"
         JWT_PRIVATE_KEY_PATH="$TMP/key.pem" \
         BCRYPT_COST=4 \
         AUTH_RATE_LIMIT_PER_MINUTE=1000000 \
+        LOGIN_FAILURES_BEFORE_DELAY=100 \
         ACCESS_TOKEN_TTL_SECONDS=86400 \
         RUST_LOG="$SERVER_LOG_FILTER,tessera::app::cli=info" \
         "$BIN" serve

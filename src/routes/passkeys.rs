@@ -84,9 +84,18 @@ pub struct PasskeyList {
     pub passkeys: Vec<PasskeyView>,
 }
 
-/// `POST /auth/passkey/start` body: an empty object.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+/// `POST /auth/passkey/start` body: an empty object (any members are
+/// ignored; anything but an object is 400).
+#[derive(Debug, utoipa::ToSchema)]
 pub struct SignInStart {}
+
+impl<'de> Deserialize<'de> for SignInStart {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // A derived empty struct would also take `[]`.
+        serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)
+            .map(|_| SignInStart {})
+    }
+}
 
 /// `POST /auth/passkey/finish` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
