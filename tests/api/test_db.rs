@@ -120,7 +120,10 @@ fn start_container(reason: &str) -> url::Url {
         );
     }
     url::Url::parse(&format!(
-        "postgres://postgres:postgres@{host}:{port}/postgres"
+        // No TLS to a throwaway local container: at exit, r2d2 threads of
+        // apps still alive may reconnect after the container is gone, and a
+        // TLS handshake then races OpenSSL's exit handler (a SIGSEGV).
+        "postgres://postgres:postgres@{host}:{port}/postgres?sslmode=disable"
     ))
     .expect("container URL")
 }
@@ -130,9 +133,21 @@ extern "C" fn remove_container_at_exit() {
     let Some(container) = CONTAINER.lock().unwrap_or_else(|e| e.into_inner()).take() else {
         return;
     };
-    let id = short_id(container.id()).to_owned();
-    let outcome = match container.rm() {
-        Ok(()) => "removed".to_owned(),
+    let full_id = container.id().to_owned();
+    let id = short_id(&full_id).to_owned();
+    // Not testcontainers' own client: at exit, libraries with exit handlers
+    // of their own (OpenSSL's, linked for passkeys) may already be torn
+    // down, and a client that starts a runtime and a connection then
+    // crashes the process. The docker CLI runs in its own process.
+    std::mem::forget(container);
+    let outcome = match Command::new("docker")
+        .args(["rm", "--force", "--volumes", &full_id])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+    {
+        Ok(status) if status.success() => "removed".to_owned(),
+        Ok(status) => format!("could not remove: docker rm exited with {status}"),
         Err(err) => format!("could not remove: {err}"),
     };
     let _ = writeln!(std::io::stderr(), "test_db: container {id} {outcome}");
