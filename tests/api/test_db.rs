@@ -111,6 +111,7 @@ fn start_container(reason: &str) -> url::Url {
         "test_db: {reason}: started postgres:16-alpine container {} on {host}:{port}",
         short_id(container.id())
     );
+    spawn_reaper(container.id());
     *CONTAINER.lock().unwrap_or_else(|e| e.into_inner()) = Some(container);
     // SAFETY: registers a plain function with no arguments.
     if unsafe { libc::atexit(remove_container_at_exit) } != 0 {
@@ -123,9 +124,28 @@ fn start_container(reason: &str) -> url::Url {
         // No TLS to a throwaway local container: at exit, r2d2 threads of
         // apps still alive may reconnect after the container is gone, and a
         // TLS handshake then races OpenSSL's exit handler (a SIGSEGV).
-        "postgres://postgres:postgres@{host}:{port}/postgres?sslmode=disable"
+        "postgres://postgres:postgres@{host}:{port}/postgres?sslmode=disable&gssencmode=disable"
     ))
     .expect("container URL")
+}
+
+/// A detached watcher that removes the container once this process is gone,
+/// however it ends (an exit handler cannot run after a crash or SIGKILL).
+/// Its own session, so a Ctrl-C to the test's process group spares it.
+fn spawn_reaper(container_id: &str) {
+    let script = format!(
+        "while kill -0 {pid} 2>/dev/null; do sleep 0.2; done; docker rm --force --volumes {container_id} >/dev/null 2>&1",
+        pid = std::process::id()
+    );
+    let spawned = Command::new("setsid")
+        .args(["sh", "-c", &script])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    if let Err(err) = spawned {
+        let _ = writeln!(std::io::stderr(), "test_db: no reaper ({err}); atexit only");
+    }
 }
 
 /// Runs at process exit, also when libtest exits 101 after failed tests.
