@@ -2,12 +2,7 @@
 //! bits, base64url, stored only as a SHA-256 lookup hash and found by that
 //! hash alone, so the database never holds a usable token.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use sha2::{Digest, Sha256};
-
-/// Bytes of secret in a token (256 bits).
-const TOKEN_BYTES: usize = 32;
 
 /// What a token is good for; stored in `one_time_tokens.kind`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,8 +45,7 @@ impl std::fmt::Debug for OneTimeToken {
 impl OneTimeToken {
     /// A new random token (rand's thread-local CSPRNG, seeded by the OS).
     pub fn generate() -> Self {
-        let bytes: [u8; TOKEN_BYTES] = rand::random();
-        Self(URL_SAFE_NO_PAD.encode(bytes))
+        Self(crate::auth::refresh_token::random_secret())
     }
 
     /// Wraps a token presented by a client (any string; it is only hashed).

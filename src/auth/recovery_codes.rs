@@ -10,8 +10,6 @@
 //! down would add nothing. Online guessing is bounded separately (5 wrong
 //! codes per account per 5 minutes).
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -118,8 +116,7 @@ impl std::fmt::Debug for MfaToken {
 impl MfaToken {
     /// A new random token.
     pub fn generate() -> Self {
-        let bytes: [u8; 32] = rand::random();
-        Self(URL_SAFE_NO_PAD.encode(bytes))
+        Self(crate::auth::refresh_token::random_secret())
     }
 
     /// Wraps a token a client presented (any string; it is only hashed).

@@ -12,6 +12,14 @@ use sha2::{Digest, Sha256};
 /// Bytes of secret in a refresh token (256 bits).
 const TOKEN_BYTES: usize = 32;
 
+/// 256 random bits (rand's thread-local CSPRNG, seeded by the OS) as
+/// base64url without padding: the secret of every bearer token tessera
+/// hands out (refresh, MFA and mailed one-time tokens).
+pub fn random_secret() -> String {
+    let bytes: [u8; TOKEN_BYTES] = rand::random();
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
 /// A refresh token in the clear, as handed to the client exactly once.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RefreshToken(String);
@@ -25,8 +33,7 @@ impl std::fmt::Debug for RefreshToken {
 impl RefreshToken {
     /// A new random token (rand's thread-local CSPRNG, seeded by the OS).
     pub fn generate() -> Self {
-        let bytes: [u8; TOKEN_BYTES] = rand::random();
-        Self(URL_SAFE_NO_PAD.encode(bytes))
+        Self(random_secret())
     }
 
     /// Wraps a token presented by a client (any string; it is only hashed).
