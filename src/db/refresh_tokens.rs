@@ -38,10 +38,11 @@ pub fn find_with_user(
         .optional()
 }
 
-/// [`forget_sealed_successors`] of the session and [`mark_spent`] of one
-/// of its tokens in ONE statement: the spent token gets `spent_at` and its
-/// sealed successor (if any), every other token of the session loses its
-/// sealed successor. Run it while holding the session's lock.
+/// Marks one token spent and wipes every other sealed successor of its
+/// session, in ONE statement: the spent token gets `spent_at` and its
+/// sealed successor (if any); older tokens lose theirs, since once a newer
+/// token is spent they can no longer be retried and their blobs only add
+/// risk. Run it while holding the session's lock.
 pub fn spend(
     conn: &mut PgConnection,
     session_id: Uuid,
@@ -59,32 +60,5 @@ pub fn spend(
     .bind::<Bytea, _>(hash)
     .bind::<Timestamptz, _>(now)
     .bind::<Nullable<Bytea>, _>(sealed_successor)
-    .execute(conn)
-}
-
-/// Marks a token spent, keeping its sealed successor (if any).
-pub fn mark_spent(
-    conn: &mut PgConnection,
-    hash: &[u8],
-    now: DateTime<Utc>,
-    sealed_successor: Option<&[u8]>,
-) -> QueryResult<usize> {
-    diesel::update(refresh_tokens::table.find(hash))
-        .set((
-            refresh_tokens::spent_at.eq(now),
-            refresh_tokens::sealed_successor.eq(sealed_successor),
-        ))
-        .execute(conn)
-}
-
-/// Wipes every sealed successor of a session: once a newer token is spent,
-/// older ones can no longer be retried, so their blobs only add risk.
-pub fn forget_sealed_successors(conn: &mut PgConnection, session_id: Uuid) -> QueryResult<usize> {
-    diesel::update(
-        refresh_tokens::table
-            .filter(refresh_tokens::session_id.eq(session_id))
-            .filter(refresh_tokens::sealed_successor.is_not_null()),
-    )
-    .set(refresh_tokens::sealed_successor.eq(None::<Vec<u8>>))
     .execute(conn)
 }

@@ -16,20 +16,10 @@ pub fn insert(conn: &mut PgConnection, new_session: &NewSession<'_>) -> QueryRes
         .get_result(conn)
 }
 
-/// Reads a session and locks its row until the transaction ends, so two
-/// refreshes of one session run one after the other.
-pub fn lock(conn: &mut PgConnection, id: Uuid) -> QueryResult<Option<Session>> {
-    sessions::table
-        .find(id)
-        .select(Session::as_select())
-        .for_update()
-        .first(conn)
-        .optional()
-}
-
-/// [`lock`] for the session a refresh token belongs to, found by the
-/// token's hash in the same statement (one round trip instead of a lookup
-/// and a lock). Only the session row is locked: rows read by a sub-select
+/// Reads the session a refresh token belongs to, found by the token's hash,
+/// and locks its row until the transaction ends, so two refreshes of one
+/// session run one after the other (one round trip: no lookup before the
+/// lock). Only the session row is locked: rows read by a sub-select
 /// in `WHERE` take no lock, so every writer still locks the session first.
 pub fn lock_by_token(conn: &mut PgConnection, token_hash: &[u8]) -> QueryResult<Option<Session>> {
     sessions::table

@@ -15,7 +15,7 @@ pub use crate::auth::tokens::SignInMethod;
 use crate::auth::tokens::Subject;
 use crate::blocking::run_db;
 use crate::db::models::{NewRefreshToken, NewSession, RefreshTokenRow, Session, User};
-use crate::db::{refresh_tokens, sessions, users};
+use crate::db::{refresh_tokens, sessions};
 use crate::error::{AppError, AppResult};
 use crate::services::events::{self, Event, EventType};
 use crate::state::AppState;
@@ -108,10 +108,7 @@ pub async fn logout(
 ) -> AppResult<()> {
     let revoked = run_db(&state.pool, move |conn| {
         conn.transaction(|conn| {
-            let Some(token) = refresh_tokens::find(conn, &presented.lookup_hash())? else {
-                return Ok(Vec::new());
-            };
-            let Some(session) = sessions::lock(conn, token.session_id)? else {
+            let Some(session) = sessions::lock_by_token(conn, &presented.lookup_hash())? else {
                 return Ok(Vec::new());
             };
             let revoked = sessions::revoke(conn, session.id, Utc::now())?;
@@ -364,23 +361,17 @@ fn rotate(
 ) -> Result<RefreshOutcome, RefreshError> {
     conn.transaction(|conn| {
         let hash = presented.lookup_hash();
-        let Some(found) = refresh_tokens::find(conn, &hash)? else {
-            return Ok(RefreshOutcome::Invalid);
-        };
-        let Some(session) = sessions::lock(conn, found.session_id)? else {
+        let Some(session) = sessions::lock_by_token(conn, &hash)? else {
             return Ok(RefreshOutcome::Invalid);
         };
         // Re-read under the lock: a concurrent refresh may have spent it.
-        let Some(token) = refresh_tokens::find(conn, &hash)? else {
+        let Some((token, user)) = refresh_tokens::find_with_user(conn, &hash)? else {
             return Ok(RefreshOutcome::Invalid);
         };
         let now = Utc::now();
         if !session.is_live(now) {
             return Ok(RefreshOutcome::Invalid);
         }
-        let Some(user) = users::find(conn, session.user_id)? else {
-            return Ok(RefreshOutcome::Invalid);
-        };
         match token.spent_at {
             None => {
                 let successor = RefreshToken::generate();
@@ -397,8 +388,7 @@ fn rotate(
                         created_at: now,
                     },
                 )?;
-                refresh_tokens::forget_sealed_successors(conn, session.id)?;
-                refresh_tokens::mark_spent(conn, &hash, now, sealed.as_deref())?;
+                refresh_tokens::spend(conn, session.id, &hash, now, sealed.as_deref())?;
                 let session = sessions::touch(conn, session.id, now, now + policy.ttl)?;
                 Ok(RefreshOutcome::Rotated(Grant {
                     user,
