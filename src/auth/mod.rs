@@ -2,6 +2,7 @@
 //! password hashing, refresh-token sealing, TOTP and recovery codes,
 //! passkeys, and mailed one-time tokens.
 
+pub mod bearer_secret;
 pub mod guard;
 pub mod keys;
 pub mod one_time_token;

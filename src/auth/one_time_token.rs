@@ -4,6 +4,8 @@
 
 use sha2::{Digest, Sha256};
 
+use crate::auth::bearer_secret::{BearerSecret, SecretKind};
+
 /// What a token is good for; stored in `one_time_tokens.kind`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenKind {
@@ -31,36 +33,19 @@ impl TokenKind {
     }
 }
 
-/// A token in the clear: generated for a mail, or presented by a client.
-/// `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct OneTimeToken(String);
+/// A mailed token in the clear: generated for a mail, or presented by a
+/// client. Its lookup hash is the plain SHA-256 of the token.
+pub type OneTimeToken = BearerSecret<Mailed>;
 
-impl std::fmt::Debug for OneTimeToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("OneTimeToken(***)")
-    }
-}
+/// The [`SecretKind`] of mailed one-time tokens.
+#[derive(Debug)]
+pub struct Mailed;
 
-impl OneTimeToken {
-    /// A new random token (rand's thread-local CSPRNG, seeded by the OS).
-    pub fn generate() -> Self {
-        Self(crate::auth::refresh_token::random_secret())
-    }
+impl SecretKind for Mailed {
+    const NAME: &'static str = "OneTimeToken";
 
-    /// Wraps a token presented by a client (any string; it is only hashed).
-    pub fn presented(raw: &str) -> Self {
-        Self(raw.to_owned())
-    }
-
-    /// The token text, for the mail that carries it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// The SHA-256 lookup hash stored in the database.
-    pub fn lookup_hash(&self) -> [u8; 32] {
-        Sha256::digest(self.0.as_bytes()).into()
+    fn lookup_hash(secret: &str) -> [u8; 32] {
+        Sha256::digest(secret.as_bytes()).into()
     }
 }
 

@@ -10,8 +10,9 @@
 //! down would add nothing. Online guessing is bounded separately (5 wrong
 //! codes per account per 5 minutes).
 
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+
+use crate::auth::bearer_secret::{labelled_sha256, BearerSecret, SecretKind};
 
 /// Codes in a set.
 pub const COUNT: usize = 10;
@@ -104,44 +105,18 @@ pub fn find_in(candidate: &[u8; 32], stored: &[Vec<u8>]) -> Option<usize> {
 
 /// The `mfa_token` of a login waiting for its second step: 256 random bits,
 /// base64url. `Debug` never prints it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct MfaToken(String);
+pub type MfaToken = BearerSecret<MfaChallenge>;
 
-impl std::fmt::Debug for MfaToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("MfaToken(***)")
+/// The [`SecretKind`] of `mfa_token`s.
+#[derive(Debug)]
+pub struct MfaChallenge;
+
+impl SecretKind for MfaChallenge {
+    const NAME: &'static str = "MfaToken";
+
+    fn lookup_hash(secret: &str) -> [u8; 32] {
+        labelled_sha256(b"tessera/mfa-token/v1", secret.as_bytes())
     }
-}
-
-impl MfaToken {
-    /// A new random token.
-    pub fn generate() -> Self {
-        Self(crate::auth::refresh_token::random_secret())
-    }
-
-    /// Wraps a token a client presented (any string; it is only hashed).
-    pub fn presented(raw: &str) -> Self {
-        Self(raw.to_owned())
-    }
-
-    /// The token text for the response body.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// The lookup hash stored in the database.
-    pub fn lookup_hash(&self) -> [u8; 32] {
-        labelled_sha256(b"tessera/mfa-token/v1", self.0.as_bytes())
-    }
-}
-
-/// SHA-256 over a domain label, a zero byte and the data.
-fn labelled_sha256(label: &[u8], data: &[u8]) -> [u8; 32] {
-    let mut hasher = Sha256::new();
-    hasher.update(label);
-    hasher.update([0u8]);
-    hasher.update(data);
-    hasher.finalize().into()
 }
 
 #[cfg(test)]

@@ -5,57 +5,30 @@
 //! alone never reveals a usable token (README "Refresh tokens").
 
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use sha2::{Digest, Sha256};
 
-/// Bytes of secret in a refresh token (256 bits).
-const TOKEN_BYTES: usize = 32;
-
-/// 256 random bits (rand's thread-local CSPRNG, seeded by the OS) as
-/// base64url without padding: the secret of every bearer token tessera
-/// hands out (refresh, MFA and mailed one-time tokens).
-pub fn random_secret() -> String {
-    let bytes: [u8; TOKEN_BYTES] = rand::random();
-    URL_SAFE_NO_PAD.encode(bytes)
-}
+use crate::auth::bearer_secret::{labelled_sha256, BearerSecret, SecretKind};
 
 /// A refresh token in the clear, as handed to the client exactly once.
-#[derive(Clone, PartialEq, Eq)]
-pub struct RefreshToken(String);
+pub type RefreshToken = BearerSecret<Refresh>;
 
-impl std::fmt::Debug for RefreshToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("RefreshToken(***)")
+/// The [`SecretKind`] of refresh tokens.
+#[derive(Debug)]
+pub struct Refresh;
+
+impl SecretKind for Refresh {
+    const NAME: &'static str = "RefreshToken";
+
+    fn lookup_hash(secret: &str) -> [u8; 32] {
+        labelled_sha256(b"tessera/refresh-token/lookup/v1", secret.as_bytes())
     }
 }
 
 impl RefreshToken {
-    /// A new random token (rand's thread-local CSPRNG, seeded by the OS).
-    pub fn generate() -> Self {
-        Self(random_secret())
-    }
-
-    /// Wraps a token presented by a client (any string; it is only hashed).
-    pub fn presented(raw: &str) -> Self {
-        Self(raw.to_owned())
-    }
-
-    /// The token text for the response body.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// The lookup hash stored in the database.
-    pub fn lookup_hash(&self) -> [u8; 32] {
-        derive(b"tessera/refresh-token/lookup/v1", &self.0)
-    }
-
     /// Seals `successor` so only the holder of `self` can open it.
     pub fn seal(&self, successor: &RefreshToken) -> Option<Vec<u8>> {
         let key = self.sealing_key()?;
         let nonce_bytes: [u8; NONCE_LEN] = rand::random();
-        let mut in_out = successor.0.as_bytes().to_vec();
+        let mut in_out = successor.expose().as_bytes().to_vec();
         key.seal_in_place_append_tag(
             Nonce::assume_unique_for_key(nonce_bytes),
             Aad::from(self.lookup_hash()),
@@ -79,25 +52,17 @@ impl RefreshToken {
         let plain = key
             .open_in_place(nonce, Aad::from(self.lookup_hash()), &mut in_out)
             .ok()?;
-        String::from_utf8(plain.to_vec()).ok().map(RefreshToken)
+        String::from_utf8(plain.to_vec())
+            .ok()
+            .map(RefreshToken::from_string)
     }
 
     fn sealing_key(&self) -> Option<LessSafeKey> {
-        let key = derive(b"tessera/refresh-token/seal/v1", &self.0);
+        let key = labelled_sha256(b"tessera/refresh-token/seal/v1", self.expose().as_bytes());
         UnboundKey::new(&AES_256_GCM, &key)
             .ok()
             .map(LessSafeKey::new)
     }
-}
-
-/// SHA-256 over a domain label and the token, so lookup hash and sealing key
-/// never coincide.
-fn derive(label: &[u8], token: &str) -> [u8; 32] {
-    let mut hasher = Sha256::new();
-    hasher.update(label);
-    hasher.update([0u8]);
-    hasher.update(token.as_bytes());
-    hasher.finalize().into()
 }
 
 #[cfg(test)]
@@ -135,6 +100,8 @@ mod tests {
 
     mod properties {
         use super::*;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine;
         use proptest::prelude::*;
 
         proptest! {
@@ -193,7 +160,7 @@ mod tests {
             for _ in 0..256 {
                 let token = RefreshToken::generate();
                 let bytes = URL_SAFE_NO_PAD.decode(token.expose()).unwrap();
-                assert_eq!((token.expose().len(), bytes.len()), (43, TOKEN_BYTES));
+                assert_eq!((token.expose().len(), bytes.len()), (43, 32));
             }
         }
     }

@@ -176,34 +176,19 @@ pub async fn confirm_enrollment(
 ) -> AppResult<Vec<RecoveryCode>> {
     let codes = recovery_codes::generate_set();
     let hashes: Vec<[u8; 32]> = codes.iter().map(RecoveryCode::hash).collect();
-    let secrets = Arc::clone(&state.mfa_secrets);
-    let check = run_db(&state.pool, move |conn| {
-        conn.transaction::<_, AppError, _>(|conn| {
-            let totp = match db::lock_totp(conn, user_id)? {
-                Some(row) if row.confirmed_at.is_none() => row,
-                _ => return Err(AppError::Conflict("there is no pending TOTP enrollment")),
-            };
-            let now = Utc::now();
-            let request = CodeCheck {
-                code: &code,
-                purpose: Purpose::ConfirmEnrollment,
-                client: &client,
-                now,
-                secrets: &secrets,
-            };
-            let check = check_code(conn, &totp, &request)?;
-            if check == Check::Accepted {
-                db::replace_recovery_codes(conn, user_id, &hashes, now)?;
-                events::record(
-                    conn,
-                    &Event::new(EventType::MfaEnabled, Some(user_id)).from_client(&client),
-                )?;
-            }
-            Ok(check)
-        })
-    })
+    guarded_change(
+        state,
+        CodeGuard {
+            user_id,
+            code,
+            purpose: Purpose::ConfirmEnrollment,
+            client,
+            needs: TotpState::Pending,
+            event: EventType::MfaEnabled,
+        },
+        move |conn, now| db::replace_recovery_codes(conn, user_id, &hashes, now),
+    )
     .await?;
-    answer(state, check)?;
     Ok(codes)
 }
 
@@ -217,30 +202,19 @@ pub async fn disable(
     client: ClientInfo,
 ) -> AppResult<()> {
     accounts::confirm_password(state, user_id, password).await?;
-    let secrets = Arc::clone(&state.mfa_secrets);
-    let check = run_db(&state.pool, move |conn| {
-        conn.transaction::<_, AppError, _>(|conn| {
-            let totp = lock_enabled(conn, user_id)?;
-            let request = CodeCheck {
-                code: &code,
-                purpose: Purpose::DisableTotp,
-                client: &client,
-                now: Utc::now(),
-                secrets: &secrets,
-            };
-            let check = check_code(conn, &totp, &request)?;
-            if check == Check::Accepted {
-                db::delete_all(conn, user_id)?;
-                events::record(
-                    conn,
-                    &Event::new(EventType::MfaDisabled, Some(user_id)).from_client(&client),
-                )?;
-            }
-            Ok(check)
-        })
-    })
-    .await?;
-    answer(state, check)
+    guarded_change(
+        state,
+        CodeGuard {
+            user_id,
+            code,
+            purpose: Purpose::DisableTotp,
+            client,
+            needs: TotpState::Enabled,
+            event: EventType::MfaDisabled,
+        },
+        move |conn, _| db::delete_all(conn, user_id).map(drop),
+    )
+    .await
 }
 
 /// A new set of recovery codes after a password check and a code; the old
@@ -255,32 +229,19 @@ pub async fn regenerate_recovery_codes(
     accounts::confirm_password(state, user_id, password).await?;
     let codes = recovery_codes::generate_set();
     let hashes: Vec<[u8; 32]> = codes.iter().map(RecoveryCode::hash).collect();
-    let secrets = Arc::clone(&state.mfa_secrets);
-    let check = run_db(&state.pool, move |conn| {
-        conn.transaction::<_, AppError, _>(|conn| {
-            let totp = lock_enabled(conn, user_id)?;
-            let now = Utc::now();
-            let request = CodeCheck {
-                code: &code,
-                purpose: Purpose::RegenerateRecoveryCodes,
-                client: &client,
-                now,
-                secrets: &secrets,
-            };
-            let check = check_code(conn, &totp, &request)?;
-            if check == Check::Accepted {
-                db::replace_recovery_codes(conn, user_id, &hashes, now)?;
-                events::record(
-                    conn,
-                    &Event::new(EventType::RecoveryCodesRegenerated, Some(user_id))
-                        .from_client(&client),
-                )?;
-            }
-            Ok(check)
-        })
-    })
+    guarded_change(
+        state,
+        CodeGuard {
+            user_id,
+            code,
+            purpose: Purpose::RegenerateRecoveryCodes,
+            client,
+            needs: TotpState::Enabled,
+            event: EventType::RecoveryCodesRegenerated,
+        },
+        move |conn, now| db::replace_recovery_codes(conn, user_id, &hashes, now),
+    )
     .await?;
-    answer(state, check)?;
     Ok(codes)
 }
 
@@ -430,6 +391,68 @@ pub fn status(conn: &mut PgConnection, user_id: Uuid) -> QueryResult<(bool, i64)
         0
     };
     Ok((enabled, left))
+}
+
+/// Which state of the account's TOTP row a code-guarded change needs.
+#[derive(Debug, Clone, Copy)]
+enum TotpState {
+    /// Enrolled but not confirmed yet.
+    Pending,
+    /// Confirmed: TOTP is on.
+    Enabled,
+}
+
+/// What guards a change: whose account, the code sent, what it is for,
+/// the state the TOTP row must be in, and the event the change records.
+struct CodeGuard {
+    user_id: Uuid,
+    code: String,
+    purpose: Purpose,
+    client: ClientInfo,
+    needs: TotpState,
+    event: EventType,
+}
+
+/// A change made only with a right code, in ONE transaction: locks the
+/// account's TOTP row (409 unless it is in the state `guard.needs`),
+/// checks the code, and when it is accepted applies `change` and records
+/// the event. A refused code is counted in that transaction and answered
+/// `invalid_otp` after the commit.
+async fn guarded_change<F>(state: &AppState, guard: CodeGuard, change: F) -> AppResult<()>
+where
+    F: FnOnce(&mut PgConnection, DateTime<Utc>) -> QueryResult<()> + Send + 'static,
+{
+    let secrets = Arc::clone(&state.mfa_secrets);
+    let check = run_db(&state.pool, move |conn| {
+        conn.transaction::<_, AppError, _>(|conn| {
+            let totp = match guard.needs {
+                TotpState::Enabled => lock_enabled(conn, guard.user_id)?,
+                TotpState::Pending => match db::lock_totp(conn, guard.user_id)? {
+                    Some(row) if row.confirmed_at.is_none() => row,
+                    _ => return Err(AppError::Conflict("there is no pending TOTP enrollment")),
+                },
+            };
+            let now = Utc::now();
+            let request = CodeCheck {
+                code: &guard.code,
+                purpose: guard.purpose,
+                client: &guard.client,
+                now,
+                secrets: &secrets,
+            };
+            let check = check_code(conn, &totp, &request)?;
+            if check == Check::Accepted {
+                change(conn, now)?;
+                events::record(
+                    conn,
+                    &Event::new(guard.event, Some(guard.user_id)).from_client(&guard.client),
+                )?;
+            }
+            Ok(check)
+        })
+    })
+    .await?;
+    answer(state, check)
 }
 
 /// The account's confirmed TOTP row, locked; 409 when TOTP is not enabled.
