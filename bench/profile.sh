@@ -148,9 +148,19 @@ CG_PID=$(pgrep -P "$VG_PID" -f callgrind || echo "$VG_PID")
 log "profiling $N × GET /healthz on the bare actix-web server"
 measure bare /healthz
 
+# The report below cuts long listings with head; its early exit must not
+# fail the script.
+set +o pipefail
+
 dump_file() { # dump_file <dump name>: the callgrind file of that dump
-    grep -l "^desc: Trigger: dump $1\$" "$OUT"/callgrind.out.* "$OUT"/bare.callgrind.out.* 2>/dev/null |
-        head -n1
+    local file
+    for file in "$OUT"/callgrind.out.* "$OUT"/bare.callgrind.out.*; do
+        # (not `grep -l | head`: head's early exit is a SIGPIPE under pipefail)
+        if grep -q "^desc: Trigger: dump $1\$" "$file" 2>/dev/null; then
+            echo "$file"
+            return 0
+        fi
+    done
 }
 total() { # total <dump name>: instructions in that dump
     awk '/^(summary|totals):/ { print $2; exit }' "$(dump_file "$1")"

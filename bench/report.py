@@ -131,6 +131,45 @@ def cpu_busy(seconds: float) -> float:
 
 
 # --------------------------------------------------------------------------
+# cpu-snapshot
+# --------------------------------------------------------------------------
+def process_ticks(pid: int) -> int:
+    """utime + stime of one process (clock ticks), 0 when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            # The command name may hold spaces: split after its closing paren.
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def cpu_snapshot(server_pid: int) -> dict:
+    """CPU used so far by the server, by every PostgreSQL process, and by
+    the whole machine (busy ticks), for the per-request split of a phase."""
+    postgres = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/comm") as f:
+                name = f.read().strip()
+        except OSError:
+            continue
+        if name == "postgres":
+            postgres += process_ticks(int(entry))
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return {
+        "server": process_ticks(server_pid),
+        "postgres": postgres,
+        "busy": sum(fields[:8]) - idle,
+        "hz": os.sysconf("SC_CLK_TCK"),
+    }
+
+
+# --------------------------------------------------------------------------
 # wait-ready, seed-sessions
 # --------------------------------------------------------------------------
 def wait_ready(url: str, since_ns: int, pid: int, timeout: float) -> int:
@@ -246,6 +285,23 @@ def load(directory: Path) -> dict:
         "bcrypt": json.loads((directory / "bcrypt.json").read_text()),
         "sign": json.loads((directory / "sign.json").read_text()),
     }
+
+
+def cpu_per_request(directory: Path, runs: dict) -> list[tuple[str, dict]]:
+    """Microseconds of CPU per successful request of each phase that has
+    before/after snapshots, split into server, PostgreSQL and the rest."""
+    rows = []
+    for phase in PHASES:
+        before, after = directory / f"{phase}.cpu0.json", directory / f"{phase}.cpu1.json"
+        if not (before.exists() and after.exists()) or runs[phase]["ok"] == 0:
+            continue
+        a, b = json.loads(before.read_text()), json.loads(after.read_text())
+        per_tick_us = 1e6 / a["hz"] / runs[phase]["ok"]
+        server = (b["server"] - a["server"]) * per_tick_us
+        postgres = (b["postgres"] - a["postgres"]) * per_tick_us
+        busy = (b["busy"] - a["busy"]) * per_tick_us
+        rows.append((phase, {"server": server, "postgres": postgres, "rest": max(busy - server - postgres, 0.0)}))
+    return rows
 
 
 def render(directory: Path, params: dict[str, str]) -> int:
@@ -403,6 +459,24 @@ def render(directory: Path, params: dict[str, str]) -> int:
     for name, measured, ok in targets:
         out.append(f"| {name} | {measured} | {verdict(ok)} |")
     out.append("")
+    cpu_rows = cpu_per_request(directory, runs)
+    if cpu_rows:
+        out.append(
+            "CPU per request, by process (from `/proc` before and after each phase; "
+            "\"the rest\" is every other busy tick of the machine: wrk, and the kernel's network "
+            f"work not charged to a process). {cores} cores can complete at most "
+            f"{cores} s ÷ the total per second:"
+        )
+        out.append("")
+        out.append("| scenario | server | PostgreSQL | the rest (wrk, kernel) | total | at most, req/s |")
+        out.append("|---|---|---|---|---|---|")
+        for phase, split in cpu_rows:
+            total = split["server"] + split["postgres"] + split["rest"]
+            out.append(
+                f"| {names[phase]} | {fmt_ms(split['server'])} | {fmt_ms(split['postgres'])} "
+                f"| {fmt_ms(split['rest'])} | {fmt_ms(total)} | {fmt_rate(cores * 1e6 / total)} |"
+            )
+        out.append("")
     out.append("Method:")
     out.append("")
     out.append(
@@ -512,6 +586,8 @@ def main() -> int:
     b.add_argument("--min-seconds", type=float, default=2.0)
     c = sub.add_parser("cpu-busy")
     c.add_argument("--seconds", type=float, default=1.0)
+    cs = sub.add_parser("cpu-snapshot", help="CPU ticks of the server, PostgreSQL and the machine")
+    cs.add_argument("--server-pid", type=int, required=True)
     w = sub.add_parser("wait-ready")
     w.add_argument("--url", required=True)
     w.add_argument("--since-ns", type=int, required=True)
@@ -540,6 +616,9 @@ def main() -> int:
         return 0
     if args.cmd == "cpu-busy":
         print(f"{cpu_busy(args.seconds):.1f}")
+        return 0
+    if args.cmd == "cpu-snapshot":
+        print(json.dumps(cpu_snapshot(args.server_pid)))
         return 0
     if args.cmd == "wait-ready":
         return wait_ready(args.url, args.since_ns, args.pid, args.timeout)

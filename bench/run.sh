@@ -285,10 +285,18 @@ wrk_bg() {
     WRK_PID=$!
     BG_PIDS+=("$WRK_PID")
 }
+# CPU_PID: the server a phase measures; its CPU, PostgreSQL's and the
+# machine's are read before and after the phase (the CPU-per-request table).
+cpu_snapshot() { # cpu_snapshot <file>
+    [[ -n ${CPU_PID:-} ]] && "${REPORT[@]}" cpu-snapshot --server-pid "$CPU_PID" >"$1"
+    return 0
+}
 run_wrk() {
+    [[ $1 == warmup ]] || cpu_snapshot "$TMP/$1.cpu0.json"
     wrk_bg "$@"
     wait "$WRK_PID" || { cat "$TMP/$1.out" >&2; die "wrk failed in phase $1"; }
     BG_PIDS=()
+    [[ $1 == warmup ]] || cpu_snapshot "$TMP/$1.cpu1.json"
 }
 warm() { # warm <url> [wrk args...]
     local url=$1
@@ -308,10 +316,12 @@ for _ in $(seq 1 100); do
     sleep 0.1
 done
 warm "http://127.0.0.1:$BARE_PORT/healthz"
+CPU_PID=$BARE_PID
 run_wrk bare "$CONNECTIONS" "$DURATION" "http://127.0.0.1:$BARE_PORT/healthz"
 stop_server "$BARE_PID"
 
 log "phase healthz: GET /healthz, ${DURATION}s"
+CPU_PID=$MAIN_PID
 warm "$BASE/healthz"
 run_wrk healthz "$CONNECTIONS" "$DURATION" "$BASE/healthz"
 
@@ -323,9 +333,11 @@ NOCACHE_PORT=$(free_port)
 log "phase me_nocache: a second process with TOKEN_CACHE_CAPACITY=0 on port $NOCACHE_PORT"
 start_server warm "$NOCACHE_PORT" 0
 NOCACHE_PID=$SERVER_PID
+CPU_PID=$NOCACHE_PID
 warm "http://127.0.0.1:$NOCACHE_PORT/api/me" -H "$AUTH_HEADER"
 run_wrk me_nocache "$CONNECTIONS" "$DURATION" "http://127.0.0.1:$NOCACHE_PORT/api/me" -H "$AUTH_HEADER"
 stop_server "$NOCACHE_PID"
+CPU_PID=$MAIN_PID
 
 HASH_SECONDS=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["median_s"])' "$TMP/bcrypt.json")
 # Logins that wrk abandoned at the end of a phase still run; start the next
@@ -350,10 +362,12 @@ BENCH_MODE=login BENCH_LOGIN_BODY="$LOGIN_BODY" \
     wrk_bg storm_login "$CONNECTIONS" "$STORM_TOTAL" "$BASE/auth/token"
 STORM_PID=$WRK_PID
 sleep "$STORM_RAMP"
+CPU_PID="" # two wrk at once: no per-request split
 run_wrk storm_me "$CONNECTIONS" "$DURATION" "$BASE/api/me" -H "$AUTH_HEADER"
 BG_PIDS=("$STORM_PID")
 wait "$STORM_PID" || { cat "$TMP/storm_login.out" >&2; die "login storm wrk failed"; }
 BG_PIDS=()
+CPU_PID=$MAIN_PID
 
 drain
 log "seeding $CONNECTIONS sessions for the refresh loop"

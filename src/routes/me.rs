@@ -20,13 +20,13 @@ use crate::state::AppState;
 
 /// `GET /api/me` body, from the verified token alone.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Me {
+pub struct Me<'a> {
     /// `sub`.
     pub user_id: Uuid,
     /// `username`.
-    pub username: String,
+    pub username: &'a str,
     /// `roles`.
-    pub roles: Vec<String>,
+    pub roles: &'a [String],
     /// `sid`.
     pub session_id: Uuid,
     /// `exp` as RFC 3339.
@@ -47,8 +47,8 @@ pub async fn me(user: AuthenticatedUser) -> AppResult<HttpResponse> {
         .ok_or_else(|| AppError::internal("exp out of range"))?;
     Ok(HttpResponse::Ok().json(Me {
         user_id: claims.sub,
-        username: claims.username.clone(),
-        roles: claims.roles.clone(),
+        username: &claims.username,
+        roles: &claims.roles,
         session_id: claims.sid,
         expires_at,
     }))

@@ -2,6 +2,8 @@
 
 mod chaos_proxy;
 mod helpers;
+#[path = "../support/local_postgres.rs"]
+mod local_postgres;
 mod smtp_sink;
 mod soft_passkey;
 mod test_db;

@@ -64,21 +64,8 @@ fn locate_server() -> url::Url {
         Ok("" | "0") | Err(_) => {}
         Ok(other) => panic!("{CONTAINER_SWITCH}: expected 1 or 0, got {other:?}"),
     }
-    let candidates = ["TEST_DATABASE_URL", "DATABASE_URL"]
-        .iter()
-        .filter_map(|name| std::env::var(name).ok())
-        .filter(|url| !url.trim().is_empty())
-        .chain(std::iter::once(
-            tessera::config::DEFAULT_DATABASE_URL.to_owned(),
-        ));
-    for candidate in candidates {
-        let Ok(mut url) = url::Url::parse(&candidate) else {
-            continue;
-        };
-        url.set_path("/postgres");
-        if PgConnection::establish(url.as_str()).is_ok() {
-            return url;
-        }
+    if let Some(url) = crate::local_postgres::reachable_server() {
+        return url;
     }
     start_container("no PostgreSQL at TEST_DATABASE_URL, DATABASE_URL or the default URL")
 }

@@ -10,6 +10,9 @@
 //! not need HAProxy; `.ci/run` runs them with
 //! `cargo test --test cluster -- --ignored --test-threads=1 --nocapture`.
 
+#[path = "../support/local_postgres.rs"]
+mod local_postgres;
+
 use std::collections::HashSet;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -28,21 +31,8 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 
 /// The PostgreSQL server's `postgres` database URL.
 fn admin_url() -> url::Url {
-    let candidates = ["TEST_DATABASE_URL", "DATABASE_URL"]
-        .iter()
-        .filter_map(|name| std::env::var(name).ok())
-        .filter(|url| !url.trim().is_empty())
-        .chain(std::iter::once(
-            tessera::config::DEFAULT_DATABASE_URL.to_owned(),
-        ));
-    for candidate in candidates {
-        let Ok(mut url) = url::Url::parse(&candidate) else {
-            continue;
-        };
-        url.set_path("/postgres");
-        if PgConnection::establish(url.as_str()).is_ok() {
-            return url;
-        }
+    if let Some(url) = crate::local_postgres::reachable_server() {
+        return url;
     }
     panic!("no PostgreSQL at TEST_DATABASE_URL, DATABASE_URL or the default URL");
 }
