@@ -477,6 +477,39 @@ def render(directory: Path, params: dict[str, str]) -> int:
                 f"| {fmt_ms(split['rest'])} | {fmt_ms(total)} | {fmt_rate(cores * 1e6 / total)} |"
             )
         out.append("")
+        split = dict(cpu_rows)
+        why = []
+        if "refresh" in split:
+            r = split["refresh"]
+            total = r["server"] + r["postgres"] + r["rest"]
+            sign_us = sign["issue_s"] * 1e6
+            why.append(
+                f"- Refresh against the signing bound: a refresh costs {fmt_ms(total)} of CPU here, "
+                f"of which the signature is {fmt_ms(sign_us)}; the rest is the server's other work "
+                f"({fmt_ms(r['server'] - sign_us)}: HTTP, the pool, diesel, the token hashes) and "
+                f"PostgreSQL's transaction ({fmt_ms(r['postgres'])}), on the same cores. So the "
+                f"cores complete at most {fmt_rate(cores * 1e6 / total)} refreshes/s = "
+                f"{sign_us / total:.2f} of the signing bound, however the server is tuned, unless "
+                "the database work leaves these cores; at 64 connections each waits for about "
+                f"64 × {fmt_ms(total / cores)} in the queue, which sets p99."
+            )
+        if "bare" in split and "me" in split:
+            b, m = split["bare"], split["me"]
+            bt, mt = (sum(x.values()) for x in (b, m))
+            why.append(
+                f"- `/api/me` against the bare route: the bare route costs {fmt_ms(bt)} of CPU per "
+                f"request (server {fmt_ms(b['server'])}, wrk and the kernel {fmt_ms(b['rest'])}), "
+                f"`/api/me` {fmt_ms(mt)} (server {fmt_ms(m['server'])}, the rest {fmt_ms(m['rest'])}): "
+                f"the ratio is {bt / mt:.2f}. The difference is the work the route exists for "
+                "(the bearer header read and hashed, the verified-token cache and the revocation "
+                "set consulted, a JSON body of the claims) and wrk sending a token of about 850 "
+                "bytes with each request, on the same cores (`bench/profile.sh` breaks it down)."
+            )
+        if why:
+            out.append("Why the CPU-bound targets are where they are:")
+            out.append("")
+            out.extend(why)
+            out.append("")
     out.append("Method:")
     out.append("")
     out.append(
@@ -497,9 +530,9 @@ def render(directory: Path, params: dict[str, str]) -> int:
         "- The refresh loop gives each connection its own session and presents each refresh "
         "token exactly once (the successor goes back into the pool). Its bound is the signing "
         "bound: each refresh signs one access token. Besides that it runs one database "
-        "transaction of 8 statements on one of the pool's connections (the pool's check, BEGIN, "
-        "the session locked by the token's hash, the token and its user, the successor's "
-        "INSERT, one UPDATE spending the token, the session's UPDATE, COMMIT, which waits for "
+        "transaction of 6 round trips on one of the pool's connections (the pool's check, BEGIN, "
+        "the live session updated and locked by the token's hash, the token and its user, one "
+        "statement spending the token and inserting its successor, COMMIT, which waits for "
         "the WAL flush), whose PostgreSQL CPU shares the same cores and which the signing bound "
         "does not count."
     )

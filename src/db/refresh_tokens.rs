@@ -38,26 +38,33 @@ pub fn find_with_user(
         .optional()
 }
 
-/// Marks one token spent and wipes every other sealed successor of its
-/// session, in ONE statement: the spent token gets `spent_at` and its
-/// sealed successor (if any); older tokens lose theirs, since once a newer
-/// token is spent they can no longer be retried and their blobs only add
-/// risk. Run it while holding the session's lock.
-pub fn spend(
+/// Spends one token of a session for its successor, in ONE statement: the
+/// spent token gets `spent_at` and its sealed successor (if any), every
+/// older token of the session loses its sealed successor (once a newer
+/// token is spent they can no longer be retried, so their blobs only add
+/// risk), and the successor's hash is inserted. Run it while holding the
+/// session's lock.
+pub fn spend_for_successor(
     conn: &mut PgConnection,
     session_id: Uuid,
-    hash: &[u8],
+    spent: &[u8],
+    successor: &[u8],
     now: DateTime<Utc>,
     sealed_successor: Option<&[u8]>,
 ) -> QueryResult<usize> {
+    // The INSERT does not see the CTE's UPDATE nor the other way round (one
+    // snapshot), so the successor's row is never touched by the UPDATE.
     diesel::sql_query(
-        "UPDATE refresh_tokens \
-         SET spent_at = CASE WHEN token_hash = $2 THEN $3 ELSE spent_at END, \
-             sealed_successor = CASE WHEN token_hash = $2 THEN $4 END \
-         WHERE session_id = $1 AND (token_hash = $2 OR sealed_successor IS NOT NULL)",
+        "WITH spent AS ( \
+             UPDATE refresh_tokens \
+             SET spent_at = CASE WHEN token_hash = $2 THEN $4 ELSE spent_at END, \
+                 sealed_successor = CASE WHEN token_hash = $2 THEN $5 END \
+             WHERE session_id = $1 AND (token_hash = $2 OR sealed_successor IS NOT NULL)) \
+         INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES ($3, $1, $4)",
     )
     .bind::<diesel::sql_types::Uuid, _>(session_id)
-    .bind::<Bytea, _>(hash)
+    .bind::<Bytea, _>(spent)
+    .bind::<Bytea, _>(successor)
     .bind::<Timestamptz, _>(now)
     .bind::<Nullable<Bytea>, _>(sealed_successor)
     .execute(conn)

@@ -16,11 +16,44 @@ pub fn insert(conn: &mut PgConnection, new_session: &NewSession<'_>) -> QueryRes
         .get_result(conn)
 }
 
+/// Records a use of the live session a refresh token belongs to, found by
+/// the token's hash, in ONE statement: `last_used_at` = now, `expires_at` =
+/// `expires_at`, and the row stays locked until the transaction ends, so
+/// two refreshes of one session run one after the other. `None` when the
+/// token is unknown or its session revoked or expired (nothing changes).
+/// Only the session row is locked: rows read by a sub-select in `WHERE`
+/// take no lock, so every writer still locks the session first.
+pub fn touch_live_by_token(
+    conn: &mut PgConnection,
+    token_hash: &[u8],
+    now: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+) -> QueryResult<Option<Session>> {
+    diesel::update(
+        sessions::table
+            .filter(
+                sessions::id.eq_any(
+                    refresh_tokens::table
+                        .filter(refresh_tokens::token_hash.eq(token_hash))
+                        .select(refresh_tokens::session_id),
+                ),
+            )
+            .filter(sessions::revoked_at.is_null())
+            .filter(sessions::expires_at.gt(now)),
+    )
+    .set((
+        sessions::last_used_at.eq(now),
+        sessions::expires_at.eq(expires_at),
+    ))
+    .returning(Session::as_returning())
+    .get_result(conn)
+    .optional()
+}
+
 /// Reads the session a refresh token belongs to, found by the token's hash,
-/// and locks its row until the transaction ends, so two refreshes of one
-/// session run one after the other (one round trip: no lookup before the
-/// lock). Only the session row is locked: rows read by a sub-select
-/// in `WHERE` take no lock, so every writer still locks the session first.
+/// and locks its row until the transaction ends (one round trip: no lookup
+/// before the lock). Only the session row is locked, as in
+/// [`touch_live_by_token`].
 pub fn lock_by_token(conn: &mut PgConnection, token_hash: &[u8]) -> QueryResult<Option<Session>> {
     sessions::table
         .filter(
@@ -34,22 +67,6 @@ pub fn lock_by_token(conn: &mut PgConnection, token_hash: &[u8]) -> QueryResult<
         .for_update()
         .first(conn)
         .optional()
-}
-
-/// Records a use: `last_used_at` = now, `expires_at` = now + ttl.
-pub fn touch(
-    conn: &mut PgConnection,
-    id: Uuid,
-    now: DateTime<Utc>,
-    expires_at: DateTime<Utc>,
-) -> QueryResult<Session> {
-    diesel::update(sessions::table.find(id))
-        .set((
-            sessions::last_used_at.eq(now),
-            sessions::expires_at.eq(expires_at),
-        ))
-        .returning(Session::as_returning())
-        .get_result(conn)
 }
 
 /// Revokes one session if it is not revoked yet; returns the ids revoked

@@ -348,7 +348,9 @@ impl From<RefreshError> for AppError {
 }
 
 /// Rotates a refresh token in one transaction that locks the session row,
-/// so concurrent refreshes cannot fork a session.
+/// so concurrent refreshes cannot fork a session: 4 statements between
+/// BEGIN and COMMIT for a rotation (touch and lock the live session, read
+/// the token with its user, spend it for its successor).
 ///
 /// Only the newest spent token keeps its sealed successor (and only when a
 /// grace window is configured): older ones are wiped at each rotation, so an
@@ -361,17 +363,16 @@ fn rotate(
 ) -> Result<RefreshOutcome, RefreshError> {
     conn.transaction(|conn| {
         let hash = presented.lookup_hash();
-        let Some(session) = sessions::lock_by_token(conn, &hash)? else {
+        let now = Utc::now();
+        // Locks the session (and records this use) only while it is live.
+        let Some(session) = sessions::touch_live_by_token(conn, &hash, now, now + policy.ttl)?
+        else {
             return Ok(RefreshOutcome::Invalid);
         };
         // Re-read under the lock: a concurrent refresh may have spent it.
         let Some((token, user)) = refresh_tokens::find_with_user(conn, &hash)? else {
             return Ok(RefreshOutcome::Invalid);
         };
-        let now = Utc::now();
-        if !session.is_live(now) {
-            return Ok(RefreshOutcome::Invalid);
-        }
         match token.spent_at {
             None => {
                 let successor = RefreshToken::generate();
@@ -380,16 +381,14 @@ fn rotate(
                 } else {
                     None
                 };
-                refresh_tokens::insert(
+                refresh_tokens::spend_for_successor(
                     conn,
-                    &NewRefreshToken {
-                        token_hash: &successor.lookup_hash(),
-                        session_id: session.id,
-                        created_at: now,
-                    },
+                    session.id,
+                    &hash,
+                    &successor.lookup_hash(),
+                    now,
+                    sealed.as_deref(),
                 )?;
-                refresh_tokens::spend(conn, session.id, &hash, now, sealed.as_deref())?;
-                let session = sessions::touch(conn, session.id, now, now + policy.ttl)?;
                 Ok(RefreshOutcome::Rotated(Grant {
                     user,
                     session,
@@ -400,13 +399,13 @@ fn rotate(
                 if let Some(successor) =
                     grace_successor(conn, presented, &token, spent_at, now, policy)?
                 {
-                    let session = sessions::touch(conn, session.id, now, now + policy.ttl)?;
                     return Ok(RefreshOutcome::GraceRetry(Grant {
                         user,
                         session,
                         refresh_token: successor,
                     }));
                 }
+                // The use recorded above goes with the session: it is revoked.
                 sessions::revoke(conn, session.id, now)?;
                 events::record(
                     conn,
