@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    tessera::db::init_crypto();
     let cli = tessera::cli::Cli::parse();
     match tessera::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -24,6 +24,16 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 /// The migrations compiled into the binary.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
+/// Initializes OpenSSL, which libpq uses for SCRAM-SHA-256 authentication
+/// and TLS, WITHOUT its exit-time cleanup. The pool's background threads may
+/// still be opening connections while the process exits; OpenSSL's own
+/// `atexit` handler would free its locks under them and the process would
+/// die of SIGSEGV after a clean run. Call it before the first connection
+/// (the first initialization decides); later calls do nothing.
+pub fn init_crypto() {
+    openssl::init();
+}
+
 /// The shared connection pool.
 pub type DbPool = Pool<ConnectionManager<PgConnection>>;
 

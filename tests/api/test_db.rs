@@ -59,6 +59,9 @@ fn server() -> &'static url::Url {
 }
 
 fn locate_server() -> url::Url {
+    // Before the first connection: no OpenSSL cleanup at exit under the
+    // pools' threads (a SIGSEGV at exit against SCRAM-authenticated servers).
+    tessera::db::init_crypto();
     match std::env::var(CONTAINER_SWITCH).as_deref() {
         Ok("1") => return start_container(&format!("{CONTAINER_SWITCH}=1")),
         Ok("" | "0") | Err(_) => {}
