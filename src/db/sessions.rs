@@ -1,6 +1,7 @@
 //! Queries on `sessions`.
 
 use chrono::{DateTime, Utc};
+use diesel::dsl;
 use diesel::prelude::*;
 use uuid::Uuid;
 
@@ -14,6 +15,19 @@ pub fn insert(conn: &mut PgConnection, new_session: &NewSession<'_>) -> QueryRes
         .values(new_session)
         .returning(Session::as_returning())
         .get_result(conn)
+}
+
+/// The id of the session a refresh token belongs to, as a sub-select for
+/// the statements that find the session by the token's hash.
+fn session_of_token(
+    token_hash: &[u8],
+) -> dsl::Select<
+    dsl::Filter<refresh_tokens::table, dsl::Eq<refresh_tokens::token_hash, &[u8]>>,
+    refresh_tokens::session_id,
+> {
+    refresh_tokens::table
+        .filter(refresh_tokens::token_hash.eq(token_hash))
+        .select(refresh_tokens::session_id)
 }
 
 /// Records a use of the live session a refresh token belongs to, found by
@@ -31,13 +45,7 @@ pub fn touch_live_by_token(
 ) -> QueryResult<Option<Session>> {
     diesel::update(
         sessions::table
-            .filter(
-                sessions::id.eq_any(
-                    refresh_tokens::table
-                        .filter(refresh_tokens::token_hash.eq(token_hash))
-                        .select(refresh_tokens::session_id),
-                ),
-            )
+            .filter(sessions::id.eq_any(session_of_token(token_hash)))
             .filter(sessions::revoked_at.is_null())
             .filter(sessions::expires_at.gt(now)),
     )
@@ -56,13 +64,7 @@ pub fn touch_live_by_token(
 /// [`touch_live_by_token`].
 pub fn lock_by_token(conn: &mut PgConnection, token_hash: &[u8]) -> QueryResult<Option<Session>> {
     sessions::table
-        .filter(
-            sessions::id.eq_any(
-                refresh_tokens::table
-                    .filter(refresh_tokens::token_hash.eq(token_hash))
-                    .select(refresh_tokens::session_id),
-            ),
-        )
+        .filter(sessions::id.eq_any(session_of_token(token_hash)))
         .select(Session::as_select())
         .for_update()
         .first(conn)

@@ -348,7 +348,7 @@ impl From<RefreshError> for AppError {
 }
 
 /// Rotates a refresh token in one transaction that locks the session row,
-/// so concurrent refreshes cannot fork a session: 4 statements between
+/// so concurrent refreshes cannot fork a session: 3 statements between
 /// BEGIN and COMMIT for a rotation (touch and lock the live session, read
 /// the token with its user, spend it for its successor).
 ///
